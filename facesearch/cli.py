@@ -1,0 +1,233 @@
+"""Command line: a thin layer over ``FaceSearch``; library errors become one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from . import __version__
+from .annotate import FaceAnnotator
+from .errors import FaceSearchError, InputError
+from .images import load_image
+from .pipeline import FaceSearch
+from .types import EnrollReport, ImageResult
+
+PROG = "facesearch"
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    d = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--gallery", metavar="DIR", help="gallery directory (else $FACESEARCH_GALLERY, else ~/.local/share/facesearch/gallery)", **({"default": None} | d))
+    parser.add_argument("--models", metavar="DIR", help="directory holding the FaceNet weights", **({"default": None} | d))
+    parser.add_argument("--device", help="auto (default), cpu or cuda", **({"default": None} | d))
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="embedding precision", **({"default": "auto"} | d))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens", **({"default": False} | d))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Enroll people and identify faces in photos (MTCNN + FaceNet + HNSW)."
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p, suppress=True)
+        return p
+
+    p = add("enroll", "enroll FOLDER/<person>/* photos, or --name NAME FILE_OR_DIR...")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder of person sub-folders, or with --name photos/folders of one person")
+    p.add_argument("--name", help="enroll the given photos as this one person")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("identify", "find and name every face in images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--annotate", metavar="OUT", help="write annotated image(s): a file for one image, else a folder")
+    p.add_argument("--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="candidates reported per face (default 3)")
+
+    p = add("people", "list enrolled people")
+    p.add_argument("--json", action="store_true")
+
+    p = add("remove", "remove a person and all their faces")
+    p.add_argument("name")
+
+    p = add("info", "gallery counts, model, index parameters, threshold, file sizes")
+    p.add_argument("--json", action="store_true")
+
+    add("reindex", "rebuild the HNSW index from the database")
+    return parser
+
+
+def _print_enroll(report: EnrollReport, seconds: float, out: Any, verbose: bool) -> None:
+    people = len(report.added)
+    rate = report.photos_seen / seconds if seconds > 0 else 0.0
+    print(
+        f"Enrolled {report.enrolled} photo(s) of {people} person(s) in {seconds:.1f}s "
+        f"({report.photos_seen} seen, {rate:.1f} photos/s)",
+        file=out,
+    )
+    for name, n in sorted(report.added.items()):
+        print(f"  + {name}: {n}", file=out)
+    by_reason = report.skipped_by_reason()
+    if by_reason:
+        summary = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(by_reason.items()))
+        print(f"Skipped {len(report.skipped)}: {summary}", file=out)
+        for s in report.skipped:
+            if s.reason == "duplicate" and not verbose:
+                continue
+            print(f"  - {s.path}: {s.reason.replace('_', ' ')}" + (f" ({s.detail})" if s.detail else ""), file=out)
+    for c in report.chosen:
+        box = ", ".join(f"{v:.0f}" for v in c.box)
+        print(f"  * {c.path}: {c.faces} faces, enrolled the most prominent [{box}]", file=out)
+
+
+def _print_identify(result: ImageResult, out: Any) -> None:
+    print(f"{result.image}: {len(result.faces)} face(s)", file=out)
+    if not result.faces:
+        return
+    print(f"  {'#':>2}  {'name':<20} {'similarity':>10} {'distance':>8}  {'runner-up':<24} {'det':>5}  box", file=out)
+    for i, f in enumerate(result.faces, 1):
+        name = f.name or ("unknown" + (f" (~{f.candidates[0].name})" if f.candidates else ""))
+        sim = "-" if f.similarity is None else f"{f.similarity:.3f}"
+        dist = "-" if f.distance is None else f"{f.distance:.3f}"
+        ru = f.runner_up
+        runner = f"{ru.name} {ru.similarity:.3f}" if ru else "-"
+        box = "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]"
+        print(f"  {i:>2}  {name:<20} {sim:>10} {dist:>8}  {runner:<24} {f.score:>5.2f}  {box}", file=out)
+
+
+def _annotate_target(out: str, image: str, many: bool) -> Path:
+    target = Path(out)
+    if many or target.is_dir() or not target.suffix:
+        target.mkdir(parents=True, exist_ok=True)
+        return target / f"{Path(image).stem}.annotated.jpg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def run(args: argparse.Namespace) -> int:
+    fs = FaceSearch(args.gallery, models_dir=args.models, device=args.device, precision=args.precision)
+    with fs:
+        if args.command == "enroll":
+            return _cmd_enroll(fs, args)
+        if args.command == "identify":
+            return _cmd_identify(fs, args)
+        if args.command == "people":
+            people = fs.people()
+            if args.json:
+                print(json.dumps({"people": [p.to_dict() for p in people]}, indent=2))
+            else:
+                for p in people:
+                    print(f"{p.name}\t{p.faces} face(s)")
+                print(f"{len(people)} person(s), {sum(p.faces for p in people)} face(s)", file=sys.stderr)
+            return 0
+        if args.command == "remove":
+            n = fs.remove(args.name)
+            print(f"Removed {args.name!r} and {n} face(s)")
+            return 0
+        if args.command == "info":
+            info = fs.info()
+            if args.json:
+                print(json.dumps(info, indent=2))
+            else:
+                for key, value in info.items():
+                    if isinstance(value, dict):
+                        value = ", ".join(f"{k}={v}" for k, v in value.items())
+                    print(f"{key + ':':<18}{value}")
+            return 0
+        if args.command == "reindex":
+            t0 = time.perf_counter()
+            n = fs.reindex()
+            print(f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s")
+            return 0
+    raise AssertionError(args.command)
+
+
+def _cmd_enroll(fs: FaceSearch, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(unit="photo", desc="enroll", disable=True if args.no_progress else None, file=sys.stderr)
+
+    def on_total(n: int) -> None:
+        bar.reset(total=n)
+
+    t0 = time.perf_counter()
+    try:
+        if args.name is not None:
+            report = fs.enroll_person(args.name, args.paths, progress=bar.update, on_total=on_total)
+        else:
+            if len(args.paths) != 1:
+                raise InputError("enroll takes one FOLDER of person sub-folders (or use --name NAME PATH...)")
+            report = fs.enroll(args.paths[0], progress=bar.update, on_total=on_total)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_enroll(report, seconds, sys.stdout, args.verbose)
+    # A re-run that finds everything already enrolled succeeded; finding nothing usable did not.
+    failed = report.enrolled == 0 and not report.skipped_by_reason().get("duplicate")
+    if failed:
+        print(f"{PROG}: error: nothing was enrolled (no usable photo with a face)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 2.0:
+        raise InputError("--threshold is a cosine distance between 0 and 2")
+    results: list[dict[str, Any]] = []
+    status = 0
+    annotator = FaceAnnotator()
+    many = len(args.images) > 1
+    for path, result in zip(
+        args.images, fs.identify_many(args.images, threshold=args.threshold, top_k=args.top_k)
+    ):
+        if isinstance(result, Exception):
+            status = 1
+            print(f"{PROG}: error: {result}", file=sys.stderr)
+            results.append({"image": path, "error": str(result), "faces": []})
+            continue
+        results.append(result.to_dict())
+        if not args.json:
+            _print_identify(result, sys.stdout)
+        if args.annotate:
+            target = _annotate_target(args.annotate, path, many)
+            annotator.annotate(load_image(path).image, result.faces).save(target)
+            if not args.json:
+                print(f"  annotated image: {target}")
+    if args.json:
+        print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format=f"{PROG}: %(levelname)s: %(message)s",
+    )
+    try:
+        return run(args)
+    except FaceSearchError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; what was committed is kept, re-run to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Defaults and file locations, resolved in one place so the CLI, API and tests agree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GALLERY_ENV = "FACESEARCH_GALLERY"
+MODELS_ENV = "FACESEARCH_MODELS"
+
+# Cosine distance (1 - cos) above which a face is "unknown". Measured, not guessed: open-set
+# identification on ../shared/faces/lfw_dev (see README, "How the default threshold was chosen",
+# and benchmarks/threshold_openset.py which reproduces it).
+DEFAULT_THRESHOLD = 0.31
+
+# Crop geometry the FaceNet checkpoint is evaluated with: 160x160 MTCNN crops, margin in output pixels.
+CROP_SIZE = 160
+CROP_MARGIN = 14
+
+# Images larger than this many pixels are refused before decoding (PIL's own default limit).
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / fallback
+
+
+def default_gallery_dir() -> Path:
+    """The gallery used when neither --gallery nor $FACESEARCH_GALLERY is given."""
+    return _xdg("XDG_DATA_HOME", ".local/share") / "facesearch" / "gallery"
+
+
+def user_models_dir() -> Path:
+    """The per-user weights cache, last in the search order and the download target."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "facesearch" / "models"
+
+
+def resolve_gallery_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--gallery DIR, else $FACESEARCH_GALLERY, else the per-user default."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(GALLERY_ENV)
+    if env:
+        return Path(env).expanduser()
+    return default_gallery_dir()
+
+
+def models_search_path(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Directories searched for weights, in order: --models, $FACESEARCH_MODELS, ./models, user cache."""
+    dirs: list[Path] = []
+    if explicit:
+        dirs.append(Path(explicit).expanduser())
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs.append(Path.cwd() / "models")
+    dirs.append(user_models_dir())
+    return dirs

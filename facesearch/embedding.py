@@ -1,0 +1,104 @@
+"""FaceNet embeddings: InceptionResnetV1 (VGGFace2 weights) over batches of face crops."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .device import resolve_device, resolve_precision
+from .errors import WeightsError
+from .weights import EMBEDDING_DIM, MODEL_ID, load_state_dict, resolve_weights
+
+log = logging.getLogger(__name__)
+
+
+class FaceEmbedder:
+    """Maps standardised 160x160 crops to unit-norm 512-d vectors; weights load on first use.
+
+    ``precision="auto"`` runs in bfloat16 on CPUs that compute it natively (about 2x faster;
+    embeddings agree with fp32 to ~1e-4 in cosine) and in fp32 everywhere else.
+    """
+
+    model_id = MODEL_ID
+    dim = EMBEDDING_DIM
+
+    def __init__(
+        self,
+        weights: Optional[str] = None,
+        models_dir: Optional[str] = None,
+        device: Optional[str] = None,
+        precision: str = "auto",
+        batch_size: int = 32,
+        allow_download: bool = True,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size
+        self._weights = Path(weights) if weights else None
+        self._models_dir = models_dir
+        self._allow_download = allow_download
+        self._model = None
+        self.weights_path: Optional[Path] = None
+        self.load_seconds: Optional[float] = None
+
+    def load(self) -> "FaceEmbedder":
+        """Resolve, verify and load the weights now rather than on first use."""
+        if self._model is not None:
+            return self
+        import torch
+        from facenet_pytorch import InceptionResnetV1
+
+        t0 = time.perf_counter()
+        if self._weights is not None:
+            from .weights import KNOWN_WEIGHTS, verify
+
+            known = {w.filename: w for w in KNOWN_WEIGHTS}
+            if not self._weights.is_file():
+                raise WeightsError(f"{self._weights}: no such weights file")
+            if self._weights.name not in known:
+                raise WeightsError(
+                    f"{self._weights}: unknown weights file; expected one of {', '.join(known)}"
+                )
+            verify(self._weights, known[self._weights.name])
+            path = self._weights
+        else:
+            path = resolve_weights(self._models_dir, allow_download=self._allow_download)
+        model = InceptionResnetV1(pretrained=None, classify=False)
+        try:
+            model.load_state_dict(load_state_dict(path), strict=True)
+        except RuntimeError as err:
+            raise WeightsError(f"{path}: weights do not fit InceptionResnetV1 ({err})") from err
+        model.eval().to(self.device)
+        if self.device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        self._model = model
+        self.weights_path = path
+        self.load_seconds = time.perf_counter() - t0
+        log.info("loaded %s from %s in %.2fs (%s)", MODEL_ID, path, self.load_seconds, self.precision)
+        return self
+
+    def embed(self, crops: "torch.Tensor") -> np.ndarray:  # noqa: F821
+        """Embeddings (N, 512) float32, L2-normalised, for crops (N, 3, 160, 160)."""
+        import torch
+
+        self.load()
+        n = int(crops.shape[0])
+        out = np.zeros((n, self.dim), np.float32)
+        if n == 0:
+            return out
+        use_bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=use_bf16
+        ):
+            for start in range(0, n, self.batch_size):
+                batch = crops[start : start + self.batch_size].to(self.device)
+                if self.device.type == "cpu":
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                emb = self._model(batch).float()  # type: ignore[misc]
+                emb = torch.nn.functional.normalize(emb, dim=1)
+                out[start : start + len(batch)] = emb.cpu().numpy()
+        return out

@@ -1,0 +1,309 @@
+"""A gallery directory: the SQLite database (truth) plus the HNSW index (a rebuildable cache).
+
+Layout of ``DIR``: ``gallery.sqlite3``, ``faces.usearch`` and ``faces.usearch.json`` (which
+database generation the index reflects), and ``.lock`` while a writer has it open.
+
+Writes go to the database first, in one transaction per batch; the index is updated in memory
+and saved atomically on ``flush``. A crash in between leaves the index behind the database, which
+the next open notices (generation or count differ) and repairs by adding/removing the missing
+labels, or rebuilding outright if the index file is unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .config import DEFAULT_THRESHOLD
+from .errors import GalleryError
+from .index import FaceIndex, IndexParams
+from .store import FaceRecord, GalleryStore
+from .types import Candidate, Person
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "gallery.sqlite3"
+INDEX_NAME = "faces.usearch"
+INDEX_META_NAME = "faces.usearch.json"
+LOCK_NAME = ".lock"
+
+DEFAULT_THRESHOLD_SOURCE = "default: open-set measurement on lfw_dev (README)"
+
+
+def _is_writable_dir(path: Path) -> bool:
+    # Honour a read-only mode bit even for root, for whom os.access always says yes.
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+class Gallery:
+    """Open a gallery for reading (``writable=False``) or for enrolling and removing."""
+
+    def __init__(
+        self,
+        directory: Path,
+        model_id: str,
+        dim: int,
+        writable: bool = False,
+        params: IndexParams = IndexParams(),
+    ) -> None:
+        self.directory = Path(directory)
+        self.model_id = model_id
+        self.dim = dim
+        self.writable = writable
+        self.params = params
+        self._lock_fd: Optional[int] = None
+        self._dirty = False
+        db_path = self.directory / DB_NAME
+        if writable:
+            self._prepare_writable_dir()
+            self._acquire_lock()
+        elif not db_path.is_file():
+            raise GalleryError(
+                f"no gallery at {self.directory}: enroll people first (facesearch enroll FOLDER)"
+            )
+        try:
+            self.store = GalleryStore(db_path, readonly=not writable)
+            self.store.ensure_model(model_id, dim)
+            self.index = self._open_index()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _prepare_writable_dir(self) -> None:
+        d = self.directory
+        if d.exists() and not d.is_dir():
+            raise GalleryError(f"gallery path {d} exists and is not a directory")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GalleryError(f"cannot create gallery directory {d} ({err.strerror})") from err
+        if not _is_writable_dir(d) or (
+            (d / DB_NAME).exists() and not os.access(d / DB_NAME, os.W_OK)
+        ):
+            raise GalleryError(f"gallery directory {d} is read-only; nothing was changed")
+
+    def _acquire_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise GalleryError(
+                f"gallery {self.directory} is being written by another facesearch process"
+            ) from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def close(self) -> None:
+        """Save the index if it changed, release the write lock, close the database."""
+        try:
+            self.flush()
+        finally:
+            self._release_lock()
+            self.store.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- index consistency ---------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.directory / INDEX_NAME
+
+    @property
+    def _index_meta_path(self) -> Path:
+        return self.directory / INDEX_META_NAME
+
+    def _read_index_meta(self) -> Optional[dict[str, Any]]:
+        try:
+            return json.loads(self._index_meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _open_index(self) -> FaceIndex:
+        count = self.store.count_faces()
+        meta = self._read_index_meta()
+        in_step = (
+            meta is not None
+            and meta.get("generation") == self.store.generation
+            and meta.get("count") == count
+            and meta.get("dim") == self.dim
+        )
+        index: Optional[FaceIndex] = None
+        if self.index_path.is_file():
+            try:
+                index = FaceIndex.load(
+                    self.index_path, self.dim, self.params, view=in_step and not self.writable
+                )
+            except GalleryError as err:
+                log.warning("%s; rebuilding it from the database", err)
+        elif count:
+            log.warning("index file %s is missing; rebuilding it from the database", self.index_path)
+        if index is not None and in_step and len(index) == count:
+            return index
+        if index is None:
+            index = self._build_index()
+        else:
+            self._repair(index)
+        self._dirty = True
+        if self.writable or _is_writable_dir(self.directory):
+            self._save_index(index)
+        return index
+
+    def _build_index(self) -> FaceIndex:
+        index = FaceIndex(self.dim, self.params)
+        for labels, vectors in self.store.embeddings():
+            index.add(labels, vectors)
+        return index
+
+    def _repair(self, index: FaceIndex) -> None:
+        db_ids = self.store.face_ids()
+        idx_ids = index.labels()
+        extra = np.setdiff1d(idx_ids, db_ids)
+        missing = np.setdiff1d(db_ids, idx_ids)
+        log.warning(
+            "index is behind the database (%d to add, %d to remove); repairing", len(missing), len(extra)
+        )
+        index.remove(extra)
+        for labels, vectors in self.store.embeddings(missing.tolist()):
+            index.add(labels, vectors)
+
+    def _save_index(self, index: FaceIndex) -> None:
+        index.save(self.index_path)
+        meta = {
+            "generation": self.store.generation,
+            "count": len(index),
+            "dim": self.dim,
+            "metric": FaceIndex.metric,
+            "params": self.params.to_dict(),
+        }
+        tmp = self._index_meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, self._index_meta_path)
+        self._dirty = False
+
+    def flush(self) -> None:
+        """Persist the index if it has changed since the last save."""
+        if self._dirty and self.writable:
+            self._save_index(self.index)
+
+    def reindex(self) -> int:
+        """Rebuild the index from the database and save it; returns the number of faces."""
+        self._require_writable()
+        self.index = self._build_index()
+        self._save_index(self.index)
+        return len(self.index)
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise GalleryError(f"gallery {self.directory} is open read-only")
+
+    # -- reads and writes ----------------------------------------------------------------------
+
+    def add(self, records: Sequence[FaceRecord]) -> list[int]:
+        """Store faces (one transaction), then add them to the in-memory index."""
+        self._require_writable()
+        if not records:
+            return []
+        ids = self.store.add_faces(records, self.model_id)
+        self.index.add(np.asarray(ids, np.int64), np.stack([r.embedding for r in records]))
+        self._dirty = True
+        return ids
+
+    def remove_person(self, name: str) -> int:
+        """Delete a person and their faces; returns how many faces went."""
+        self._require_writable()
+        ids = self.store.remove_person(name)
+        self.index.remove(np.asarray(ids, np.int64))
+        self._dirty = True
+        self.flush()
+        return len(ids)
+
+    def owner_of_hash(self, sha256: str) -> Optional[str]:
+        return self.store.owner_of_hash(sha256)
+
+    def people(self) -> list[Person]:
+        return self.store.people()
+
+    def search(self, embeddings: np.ndarray, k_people: int = 5) -> list[list[Candidate]]:
+        """Per query embedding, the nearest enrolled people (best face each), nearest first."""
+        n = len(self.index)
+        if n == 0:
+            return [[] for _ in range(len(embeddings))]
+        k_faces = min(n, max(64, 8 * k_people))
+        labels, dists = self.index.search(embeddings, k_faces)
+        owners = self.store.owners(np.unique(labels[labels >= 0]).tolist())
+        out: list[list[Candidate]] = []
+        for row_l, row_d in zip(labels, dists):
+            seen: set[int] = set()
+            cands: list[Candidate] = []
+            for label, dist in zip(row_l, row_d):
+                owner = owners.get(int(label))
+                if owner is None or owner[0] in seen:
+                    continue
+                seen.add(owner[0])
+                d = float(dist)
+                cands.append(Candidate(owner[1], owner[0], int(label), 1.0 - d, d))
+                if len(cands) == k_people:
+                    break
+            out.append(cands)
+        return out
+
+    # -- settings and info ---------------------------------------------------------------------
+
+    def threshold(self) -> tuple[float, str]:
+        """The match threshold (max cosine distance) in force, and where it came from."""
+        value = self.store.get_meta("threshold")
+        if value is None:
+            return DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_SOURCE
+        return float(value), self.store.get_meta("threshold_source") or "gallery setting"
+
+    def set_threshold(self, value: Optional[float], source: str) -> None:
+        self._require_writable()
+        self.store.set_meta(
+            {"threshold": None if value is None else repr(float(value)),
+             "threshold_source": None if value is None else source}
+        )
+
+    def info(self) -> dict[str, Any]:
+        threshold, source = self.threshold()
+
+        def size(name: str) -> Optional[int]:
+            p = self.directory / name
+            return p.stat().st_size if p.exists() else None
+
+        return {
+            "gallery": str(self.directory),
+            "people": self.store.count_people(),
+            "faces": self.store.count_faces(),
+            "model": self.store.get_meta("model_id"),
+            "embedding_dim": int(self.store.get_meta("embedding_dim") or self.dim),
+            "index": {"metric": FaceIndex.metric, "size": len(self.index), **self.params.to_dict()},
+            "threshold": threshold,
+            "threshold_source": source,
+            "files": {name: size(name) for name in (DB_NAME, INDEX_NAME, INDEX_META_NAME)},
+        }

@@ -1,0 +1,122 @@
+"""Reading photos from disk: any PIL mode to 8-bit RGB, EXIF orientation applied, content hash.
+
+Every failure becomes an ``ImageError`` with a one-line reason, so a bad file is skipped or
+reported instead of crashing a long enroll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .config import MAX_IMAGE_PIXELS
+from .errors import ImageError, InputError
+
+# We enforce our own pixel limit before decoding; PIL's would only warn below 2x its limit.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedImage:
+    """A decoded photo: ``image`` is 8-bit RGB, upright; ``sha256`` is of the file's bytes."""
+
+    path: str
+    image: Image.Image
+    sha256: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: 16-bit and float scaled, alpha composited on white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            if hi > 255 or lo < 0:
+                arr = (arr - lo) * (255.0 / max(hi - lo, 1e-9))
+        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+        return gray.convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, path: str = "<bytes>") -> Image.Image:
+    """Decode bytes to an upright 8-bit RGB image, or raise ImageError with the reason."""
+    import io
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    f"{path}: image too large ({w}x{h} = {w * h:,} pixels, limit {MAX_IMAGE_PIXELS:,})"
+                )
+            if w == 0 or h == 0:
+                raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
+        raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
+
+
+def load_image(path: PathLike) -> LoadedImage:
+    """Read, hash and decode one photo file."""
+    p = str(path)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, expected an image file") from None
+    except OSError as err:
+        raise ImageError(f"{p}: cannot read file ({err.strerror or err})") from err
+    return LoadedImage(p, decode_image(data, p), file_sha256(data))
+
+
+def iter_files(folder: Path) -> Iterator[Path]:
+    """Files below ``folder``, recursive and sorted; hidden files and folders are skipped.
+
+    Every other file is returned, whatever its extension: the decoder decides what is an image,
+    so a non-image file is reported as skipped rather than silently ignored.
+    """
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name

@@ -1,0 +1,360 @@
+"""``FaceSearch``: the library API that the CLI is a thin layer over.
+
+    >>> fs = FaceSearch("~/faces-gallery")
+    >>> report = fs.enroll("people/")           # people/<name>/*.jpg
+    >>> for face in fs.identify("group.jpg").faces:
+    ...     print(face.name or "unknown", face.similarity, face.box)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from .config import resolve_gallery_dir
+from .crops import crop_faces
+from .detection import FaceDetector, most_prominent
+from .embedding import FaceEmbedder
+from .errors import ImageError, InputError
+from .gallery import Gallery
+from .images import LoadedImage, iter_files, load_image, to_rgb
+from .names import validate_name
+from .store import FaceRecord
+from .types import ChosenFace, EnrollReport, FaceMatch, ImageResult, Person, Skip
+
+log = logging.getLogger(__name__)
+
+ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
+
+
+@dataclass
+class _Pending:
+    person: str
+    image: LoadedImage
+
+
+class FaceSearch:
+    """Enroll people and identify faces against one gallery directory.
+
+    Models load on first use and can be injected (``detector=``, ``embedder=``), so several
+    ``FaceSearch`` objects can share them.
+    """
+
+    def __init__(
+        self,
+        gallery: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        models_dir: Optional[str] = None,
+        device: Optional[str] = None,
+        precision: str = "auto",
+        detector: Optional[FaceDetector] = None,
+        embedder: Optional[FaceEmbedder] = None,
+        allow_download: bool = True,
+    ) -> None:
+        self.gallery_dir = resolve_gallery_dir(gallery)
+        self._device = device
+        self._detector = detector
+        self._embedder = embedder
+        self._embedder_args = dict(
+            models_dir=models_dir, device=device, precision=precision, allow_download=allow_download
+        )
+        self._reader: Optional[Gallery] = None
+
+    # -- components ----------------------------------------------------------------------------
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(device=self._device)
+        return self._detector
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        if self._embedder is None:
+            self._embedder = FaceEmbedder(**self._embedder_args)  # type: ignore[arg-type]
+        return self._embedder
+
+    def _open(self, writable: bool) -> Gallery:
+        return Gallery(self.gallery_dir, self.embedder.model_id, self.embedder.dim, writable=writable)
+
+    def _read_gallery(self) -> Gallery:
+        if self._reader is None:
+            self._reader = self._open(writable=False)
+        return self._reader
+
+    def _invalidate_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def close(self) -> None:
+        self._invalidate_reader()
+
+    def __enter__(self) -> "FaceSearch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enroll --------------------------------------------------------------------------------
+
+    def enroll(
+        self, folder: Union[str, "os.PathLike[str]"], progress: Optional[Callable[[int], None]] = None,
+        on_total: Optional[Callable[[int], None]] = None,
+    ) -> EnrollReport:
+        """Enroll ``folder/<person>/...`` (recursive inside each person's folder).
+
+        Photos already in the gallery (same content hash) are skipped, so re-running adds only
+        what is new. ``progress(n)`` is called as photos are processed.
+        """
+        root = Path(folder)
+        if not root.exists():
+            raise InputError(f"{root}: no such folder")
+        if not root.is_dir():
+            raise InputError(f"{root}: not a folder (use enroll --name NAME FILE for one photo)")
+        report = EnrollReport()
+        tasks: list[tuple[str, Path]] = []
+        entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+        if not entries:
+            raise InputError(f"{root}: folder is empty; expected one sub-folder per person")
+        subdirs = [p for p in entries if p.is_dir()]
+        if not subdirs:
+            raise InputError(
+                f"{root}: no person sub-folders (expected {root}/<name>/*.jpg); "
+                "for one person use: enroll --name NAME FILES..."
+            )
+        for p in entries:
+            if not p.is_dir():
+                report.skipped.append(Skip(str(p), "no_person", "not inside a person sub-folder"))
+                continue
+            try:
+                name = validate_name(p.name)
+            except InputError as err:
+                report.skipped.append(Skip(str(p), "bad_name", str(err)))
+                continue
+            files = list(iter_files(p))
+            if not files:
+                report.skipped.append(Skip(str(p), "empty", "person folder has no files"))
+            tasks.extend((name, f) for f in files)
+        return self._enroll_tasks(tasks, report, progress, on_total)
+
+    def enroll_person(
+        self,
+        name: str,
+        paths: Sequence[Union[str, "os.PathLike[str]"]],
+        progress: Optional[Callable[[int], None]] = None,
+        on_total: Optional[Callable[[int], None]] = None,
+    ) -> EnrollReport:
+        """Enroll photos (files, or folders searched recursively) of one person."""
+        name = validate_name(name)
+        if not paths:
+            raise InputError("no photos given")
+        tasks: list[tuple[str, Path]] = []
+        for raw in paths:
+            p = Path(raw)
+            if not p.exists():
+                raise InputError(f"{p}: no such file or folder")
+            if p.is_dir():
+                files = list(iter_files(p))
+                if not files:
+                    raise InputError(f"{p}: folder is empty")
+                tasks.extend((name, f) for f in files)
+            else:
+                tasks.append((name, p))
+        return self._enroll_tasks(tasks, EnrollReport(), progress, on_total)
+
+    def _enroll_tasks(
+        self,
+        tasks: list[tuple[str, Path]],
+        report: EnrollReport,
+        progress: Optional[Callable[[int], None]],
+        on_total: Optional[Callable[[int], None]],
+    ) -> EnrollReport:
+        self._invalidate_reader()
+        if on_total:
+            on_total(len(tasks))
+        embedder = self.embedder.load()
+        batch_size = embedder.batch_size
+        with self._open(writable=True) as gallery:
+            seen: dict[str, str] = {}
+            pending_crops: list = []
+            pending_meta: list[tuple[str, LoadedImage, np.ndarray, float]] = []
+
+            def commit() -> None:
+                if not pending_meta:
+                    return
+                import torch
+
+                vectors = embedder.embed(torch.cat(pending_crops))
+                records = [
+                    FaceRecord(person, img.path, img.sha256, tuple(box), score, vec)  # type: ignore[arg-type]
+                    for (person, img, box, score), vec in zip(pending_meta, vectors)
+                ]
+                gallery.add(records)
+                for r in records:
+                    report.added[r.person] = report.added.get(r.person, 0) + 1
+                pending_crops.clear()
+                pending_meta.clear()
+
+            detect_window: list[_Pending] = []
+
+            def detect_and_crop() -> None:
+                faces_list = self.detector.detect_many([p.image.image for p in detect_window])
+                for item, faces in zip(detect_window, faces_list):
+                    img = item.image
+                    if len(faces) == 0:
+                        report.skipped.append(Skip(img.path, "no_face", "no face detected"))
+                        continue
+                    i = most_prominent(faces, img.size)
+                    if len(faces) > 1:
+                        report.chosen.append(ChosenFace(img.path, len(faces), tuple(faces.boxes[i])))  # type: ignore[arg-type]
+                    pending_crops.append(crop_faces(img.image, faces[i]))
+                    pending_meta.append((item.person, img, faces.boxes[i], float(faces.scores[i])))
+                detect_window.clear()
+
+            for (person, path), loaded in zip(tasks, _prefetch(p for _, p in tasks)):
+                report.photos_seen += 1
+                if isinstance(loaded, Exception):
+                    report.skipped.append(Skip(str(path), "unreadable", _reason(loaded, path)))
+                else:
+                    owner = seen.get(loaded.sha256) or gallery.owner_of_hash(loaded.sha256)
+                    if owner is not None:
+                        detail = f"same photo already enrolled as {owner!r}"
+                        report.skipped.append(Skip(str(path), "duplicate", detail))
+                    else:
+                        seen[loaded.sha256] = person
+                        detect_window.append(_Pending(person, loaded))
+                        if len(detect_window) >= 8:
+                            detect_and_crop()
+                if len(pending_meta) >= batch_size:
+                    commit()
+                if progress:
+                    progress(1)
+            detect_and_crop()
+            commit()
+        return report
+
+    # -- identify ------------------------------------------------------------------------------
+
+    def identify(
+        self, image: ImageInput, *, threshold: Optional[float] = None, top_k: int = 3
+    ) -> ImageResult:
+        """Every face in ``image`` (a path, PIL image or RGB array) with who it is, or None.
+
+        ``threshold`` is the largest cosine distance accepted as a match; by default the
+        gallery's calibrated value or the measured default.
+        """
+        label, pil = _as_image(image)
+        gallery = self._read_gallery()
+        if threshold is None:
+            threshold = gallery.threshold()[0]
+        faces = self.detector.detect(pil)
+        vectors = self.embedder.embed(crop_faces(pil, faces))
+        candidates = gallery.search(vectors, k_people=max(top_k, 2))
+        matches = []
+        for j in range(len(faces)):
+            cands = tuple(candidates[j][: max(top_k, 2)])
+            best = cands[0] if cands else None
+            accepted = best is not None and best.distance <= threshold
+            matches.append(
+                FaceMatch(
+                    box=tuple(float(v) for v in faces.boxes[j]),  # type: ignore[arg-type]
+                    score=float(faces.scores[j]),
+                    name=best.name if accepted else None,  # type: ignore[union-attr]
+                    similarity=best.similarity if best else None,
+                    distance=best.distance if best else None,
+                    candidates=cands,
+                )
+            )
+        return ImageResult(label, pil.width, pil.height, tuple(matches))
+
+    def identify_many(
+        self, images: Iterable[ImageInput], **kwargs: object
+    ) -> Iterator[Union[ImageResult, Exception]]:
+        """identify() over several images; a bad image yields its error instead of stopping."""
+        for image in images:
+            try:
+                yield self.identify(image, **kwargs)  # type: ignore[arg-type]
+            except InputError as err:
+                yield err
+
+    # -- gallery management --------------------------------------------------------------------
+
+    def people(self) -> list[Person]:
+        return self._read_gallery().people()
+
+    def remove(self, name: str) -> int:
+        """Remove a person and all their faces; returns the number of faces removed."""
+        self._invalidate_reader()
+        with self._open(writable=True) as gallery:
+            return gallery.remove_person(name)
+
+    def reindex(self) -> int:
+        """Rebuild the HNSW index from the database."""
+        self._invalidate_reader()
+        with self._open(writable=True) as gallery:
+            return gallery.reindex()
+
+    def set_threshold(self, value: Optional[float], source: str = "set by user") -> None:
+        """Store (or with None, clear) the gallery's match threshold."""
+        self._invalidate_reader()
+        with self._open(writable=True) as gallery:
+            gallery.set_threshold(value, source)
+
+    def info(self) -> dict[str, object]:
+        data = self._read_gallery().info()
+        emb = self.embedder.load()
+        data["weights"] = str(emb.weights_path) if emb.weights_path else None
+        data["device"] = str(emb.device)
+        data["precision"] = emb.precision
+        return data
+
+
+def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
+    if isinstance(image, Image.Image):
+        return "<image>", to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(f"expected an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}")
+        return "<array>", Image.fromarray(image, "RGB")
+    loaded = load_image(image)
+    return loaded.path, loaded.image
+
+
+def _reason(err: Exception, path: Path) -> str:
+    msg = str(err)
+    prefix = f"{path}: "
+    return msg[len(prefix):] if msg.startswith(prefix) else msg
+
+
+def _load_or_error(path: Path) -> Union[LoadedImage, Exception]:
+    try:
+        return load_image(path)
+    except (ImageError, InputError) as err:
+        return err
+
+
+def _prefetch(paths: Iterable[Path], workers: int = 2, ahead: int = 16) -> Iterator[Union[LoadedImage, Exception]]:
+    """Read, hash and decode photos in background threads, in order, a bounded window ahead."""
+    from collections import deque
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facesearch-decode") as pool:
+        window: deque = deque()
+        it = iter(paths)
+        for p in it:
+            window.append(pool.submit(_load_or_error, p))
+            if len(window) >= ahead:
+                break
+        while window:
+            result = window.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                window.append(pool.submit(_load_or_error, nxt))
+            yield result

@@ -1,0 +1,192 @@
+"""Plain data passed between stages.
+
+Conventions, stated once: images are RGB; boxes are ``[x1, y1, x2, y2]`` in pixels of the image as
+loaded (after EXIF rotation); ``similarity`` is cosine similarity of unit-norm FaceNet embeddings and
+``distance = 1 - similarity`` (cosine distance, 0 = identical, 2 = opposite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class Faces:
+    """Columnar detections of one image: ``boxes`` (N, 4), ``scores`` (N,), ``landmarks`` (N, 5, 2)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        if self.boxes.shape != (n, 4):
+            raise ValueError(f"boxes must have shape (N, 4), got {self.boxes.shape}")
+        if self.scores.shape != (n,):
+            raise ValueError(f"scores must have shape ({n},), got {self.scores.shape}")
+        if self.landmarks.shape != (n, 5, 2):
+            raise ValueError(f"landmarks must have shape ({n}, 5, 2), got {self.landmarks.shape}")
+
+    @classmethod
+    def empty(cls) -> "Faces":
+        return cls(
+            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
+        )
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: Union[int, slice, np.ndarray, list[int]]) -> "Faces":
+        """Select faces by index, slice, index array or boolean mask (``faces[faces.scores > 0.9]``)."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Faces(self.boxes[index], self.scores[index], self.landmarks[index])
+
+    @property
+    def areas(self) -> np.ndarray:
+        return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
+
+
+def _box(b: Any) -> list[float]:
+    return [round(float(v), 1) for v in b]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled person as a possible match: their closest enrolled face to the query."""
+
+    name: str
+    person_id: int
+    face_id: int
+    similarity: float
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "similarity": round(self.similarity, 4),
+            "distance": round(self.distance, 4),
+        }
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    """A face found in a query image and who it is.
+
+    ``name`` is None when the face is unknown: no enrolled person is within the threshold.
+    ``similarity``/``distance`` are to the nearest enrolled person even when that person was
+    rejected (None only when the gallery is empty). ``candidates`` holds one entry per person,
+    best first; ``candidates[1]`` is the runner-up.
+    """
+
+    box: Box
+    score: float
+    name: Optional[str]
+    similarity: Optional[float]
+    distance: Optional[float]
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def runner_up(self) -> Optional[Candidate]:
+        return self.candidates[1] if len(self.candidates) > 1 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.candidates[0] if self.candidates else None
+        return {
+            "box": _box(self.box),
+            "score": round(self.score, 4),
+            "name": self.name,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "nearest": best.name if best else None,
+            "runner_up": self.runner_up.to_dict() if self.runner_up else None,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Every face of one query image, in detection order (most confident first)."""
+
+    image: str
+    width: int
+    height: int
+    faces: tuple[FaceMatch, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "faces": [f.to_dict() for f in self.faces],
+        }
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A photo that enroll did not add, and why (``reason`` is one of SKIP_REASONS)."""
+
+    path: str
+    reason: str
+    detail: str = ""
+
+
+SKIP_REASONS = ("no_face", "unreadable", "duplicate", "bad_name", "no_person", "empty")
+
+
+@dataclass(frozen=True)
+class ChosenFace:
+    """An enrollment photo that held several faces, and the one taken as its subject."""
+
+    path: str
+    faces: int
+    box: Box
+
+
+@dataclass
+class EnrollReport:
+    """What one enroll call did: faces added per person, photos skipped with reasons."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
+    chosen: list[ChosenFace] = field(default_factory=list)
+    photos_seen: int = 0
+
+    @property
+    def enrolled(self) -> int:
+        return sum(self.added.values())
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.skipped:
+            counts[s.reason] = counts.get(s.reason, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "photos_seen": self.photos_seen,
+            "enrolled": self.enrolled,
+            "people": dict(sorted(self.added.items())),
+            "skipped": [{"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped],
+            "several_faces": [
+                {"path": c.path, "faces": c.faces, "chosen_box": _box(c.box)} for c in self.chosen
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Person:
+    """An enrolled person and how many faces they have in the gallery."""
+
+    id: int
+    name: str
+    faces: int
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "faces": self.faces, "created": self.created}

@@ -1,0 +1,179 @@
+"""Gallery storage with synthetic embeddings: consistency, repair, removal, refusals."""
+
+import json
+import os
+import sqlite3
+import stat
+
+import numpy as np
+import pytest
+
+from facesearch.errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from facesearch.gallery import DB_NAME, INDEX_META_NAME, INDEX_NAME, Gallery
+from facesearch.store import FaceRecord
+
+MODEL, DIM = "test-model", 32
+
+
+def unit(rng, n):
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def records(rng, person, n, tag=""):
+    return [
+        FaceRecord(person, f"{person}/{i}.jpg", f"{person}{tag}-{i}", (0, 0, 10, 10), 0.99, v)
+        for i, v in enumerate(unit(rng, n))
+    ]
+
+
+@pytest.fixture
+def filled(tmp_path):
+    rng = np.random.default_rng(0)
+    recs = records(rng, "ann", 5) + records(rng, "bob", 7)
+    with Gallery(tmp_path / "g", MODEL, DIM, writable=True) as g:
+        ids = g.add(recs)
+    return tmp_path / "g", recs, ids
+
+
+def open_ro(path):
+    return Gallery(path, MODEL, DIM)
+
+
+def test_search_finds_each_face_owner(filled):
+    path, recs, _ = filled
+    with open_ro(path) as g:
+        hits = g.search(np.stack([r.embedding for r in recs]), k_people=2)
+    assert [h[0].name for h in hits] == [r.person for r in recs]
+    assert all(h[0].distance < 1e-4 and h[1].name != h[0].name for h in hits)
+
+
+def test_remove_really_removes(filled):
+    path, recs, _ = filled
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        assert g.remove_person("ann") == 5
+        with pytest.raises(PersonNotFoundError):
+            g.remove_person("ann")
+    with open_ro(path) as g:
+        assert [p.name for p in g.people()] == ["bob"]
+        assert len(g.index) == 7
+        hits = g.search(np.stack([r.embedding for r in recs[:5]]), k_people=5)
+        assert all(c.name == "bob" for h in hits for c in h)
+
+
+def test_index_save_load_round_trip(filled):
+    path, recs, ids = filled
+    with open_ro(path) as g:
+        assert sorted(g.index.labels().tolist()) == sorted(ids)
+        labels, dists = g.index.search(recs[3].embedding, 1)
+    assert labels[0, 0] == ids[3] and dists[0, 0] < 1e-4
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "stale-meta"])
+def test_index_is_rebuilt_when_missing_corrupt_or_stale(filled, damage):
+    path, recs, ids = filled
+    if damage == "missing":
+        (path / INDEX_NAME).unlink()
+    elif damage == "corrupt":
+        (path / INDEX_NAME).write_bytes(b"\x00garbage" * 100)
+    else:
+        meta = json.loads((path / INDEX_META_NAME).read_text())
+        meta["generation"] -= 1
+        (path / INDEX_META_NAME).write_text(json.dumps(meta))
+    with open_ro(path) as g:
+        assert sorted(g.index.labels().tolist()) == sorted(ids)
+        assert g.search(recs[0].embedding[None], 1)[0][0].name == "ann"
+    meta = json.loads((path / INDEX_META_NAME).read_text())
+    assert meta["count"] == len(ids)  # the repaired index was saved
+
+
+def test_index_behind_database_after_crash_is_repaired(filled):
+    """Faces committed to the database but never saved to the index (a crash before flush)."""
+    path, recs, ids = filled
+    rng = np.random.default_rng(1)
+    extra = records(rng, "cy", 3)
+    g = Gallery(path, MODEL, DIM, writable=True)
+    new_ids = g.add(extra)
+    g.store.close()
+    g._release_lock()  # simulate the process dying: index never flushed
+    with open_ro(path) as g2:
+        assert sorted(g2.index.labels().tolist()) == sorted(ids + new_ids)
+        assert g2.search(extra[1].embedding[None], 1)[0][0].name == "cy"
+
+
+def test_reindex_rebuilds_from_database(filled):
+    path, recs, ids = filled
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        assert g.reindex() == len(ids)
+    with open_ro(path) as g:
+        assert len(g.index) == len(ids)
+
+
+def test_other_model_is_refused(filled):
+    path, _, _ = filled
+    with pytest.raises(ModelMismatchError, match="built with test-model"):
+        Gallery(path, "other-model", DIM)
+    with pytest.raises(ModelMismatchError):
+        Gallery(path, MODEL, DIM * 2, writable=True)
+
+
+def test_duplicate_hash_is_known(filled):
+    path, recs, _ = filled
+    with open_ro(path) as g:
+        assert g.owner_of_hash(recs[6].image_sha256) == "bob"
+        assert g.owner_of_hash("nope") is None
+
+
+def test_read_only_directory_refuses_writes_but_still_reads(filled):
+    path, recs, _ = filled
+    before = (path / DB_NAME).read_bytes()
+    os.chmod(path, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(GalleryError, match="read-only"):
+            Gallery(path, MODEL, DIM, writable=True)
+        with open_ro(path) as g:
+            assert len(g.people()) == 2
+    finally:
+        os.chmod(path, stat.S_IRWXU)
+    assert (path / DB_NAME).read_bytes() == before
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    d = tmp_path / "g"
+    d.mkdir()
+    (d / DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(GalleryError, match="cannot open gallery database"):
+        Gallery(d, MODEL, DIM)
+
+
+def test_missing_gallery_for_reading(tmp_path):
+    with pytest.raises(GalleryError, match="enroll people first"):
+        Gallery(tmp_path / "none", MODEL, DIM)
+
+
+def test_second_writer_is_refused(filled):
+    path, _, _ = filled
+    with Gallery(path, MODEL, DIM, writable=True):
+        with pytest.raises(GalleryError, match="another facesearch process"):
+            Gallery(path, MODEL, DIM, writable=True)
+
+
+def test_failed_batch_leaves_nothing_half_written(filled):
+    path, recs, ids = filled
+    rng = np.random.default_rng(2)
+    clash = records(rng, "dee", 2) + [recs[0]]  # last one repeats an enrolled photo hash
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        with pytest.raises(sqlite3.IntegrityError):
+            g.add(clash)
+    with open_ro(path) as g:
+        assert [p.name for p in g.people()] == ["ann", "bob"]
+        assert len(g.index) == len(ids)
+
+
+def test_threshold_setting(filled):
+    path, _, _ = filled
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        assert g.threshold()[1].startswith("default")
+        g.set_threshold(0.25, "calibrated on my photos")
+    with open_ro(path) as g:
+        assert g.threshold() == (0.25, "calibrated on my photos")
