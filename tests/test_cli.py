@@ -1,0 +1,150 @@
+"""The command line: JSON contract, one-line errors, exit codes."""
+
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+from conftest import FACES
+from facesearch.cli import main
+from facesearch.gallery import DB_NAME, INDEX_NAME
+
+BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
+    return lines[0]
+
+
+def test_identify_json_contract(capsys, enrolled):
+    code, out, err = run(capsys, "--gallery", enrolled[0], "identify", BBT2, "--json", "--top-k", "2")
+    assert code == 0, err
+    doc = json.loads(out)
+    (result,) = doc["results"]
+    assert result["image"] == str(BBT2) and len(result["faces"]) == 4
+    for face in result["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 and 0 <= y1 < y2
+        assert 0 < face["score"] <= 1
+        assert face["name"] is None or isinstance(face["name"], str)
+        assert face["distance"] == pytest.approx(1 - face["similarity"], abs=1e-3)
+        assert face["runner_up"]["name"] != face["candidates"][0]["name"]
+        assert len(face["candidates"]) == 2
+    assert {f["name"] for f in result["faces"]} == {"leonard", "sheldon", None}
+
+
+def test_identify_table_and_annotation(capsys, enrolled, tmp_path):
+    out_png = tmp_path / "out.png"
+    code, out, _ = run(capsys, "--gallery", enrolled[0], "identify", BBT2, "--annotate", out_png)
+    assert code == 0 and "leonard" in out and "sheldon" in out and "unknown" in out
+    from PIL import Image
+
+    assert Image.open(out_png).size == Image.open(BBT2).size
+
+
+def test_identify_bad_image_among_good_ones(capsys, enrolled, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    code, out, err = run(capsys, "--gallery", enrolled[0], "identify", bad, BBT2, "--json")
+    assert code == 1
+    line = one_line_error(err)
+    assert "not an image" in line
+    doc = json.loads(out)
+    assert doc["results"][0]["error"] and len(doc["results"][1]["faces"]) == 4
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["identify", "/no/such.jpg"], "no such file"),
+        (["enroll", "/no/such/folder"], "no such folder"),
+        (["enroll", "--name", "../x", str(FACES / "bbt" / "people" / "amy")], "path separator"),
+        (["remove", "nobody"], "no person named"),
+        (["identify", str(BBT2), "--threshold", "3"], "between 0 and 2"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(capsys, enrolled_copy, argv, message):
+    code, _, err = run(capsys, "--gallery", enrolled_copy, *argv)
+    assert code == 1
+    assert message in one_line_error(err)
+
+
+def test_empty_folder_fails(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "--gallery", tmp_path / "g", "enroll", tmp_path / "empty")
+    assert code == 1 and "empty" in one_line_error(err)
+
+
+def test_folder_with_no_usable_photo_fails(capsys, tmp_path):
+    (tmp_path / "p" / "ann").mkdir(parents=True)
+    (tmp_path / "p" / "ann" / "a.txt").write_text("x")
+    code, out, err = run(capsys, "--gallery", tmp_path / "g", "enroll", tmp_path / "p")
+    assert code == 1 and "nothing was enrolled" in err and "unreadable" in out
+
+
+def test_read_only_gallery(capsys, enrolled_copy):
+    db_before = (enrolled_copy / DB_NAME).read_bytes()
+    os.chmod(enrolled_copy, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        code, _, err = run(capsys, "--gallery", enrolled_copy, "enroll", "--name", "x", FACES / "bbt" / "people" / "amy")
+        assert code == 1 and "read-only" in one_line_error(err)
+        code, out, _ = run(capsys, "--gallery", enrolled_copy, "identify", BBT2)
+        assert code == 0 and "leonard" in out
+    finally:
+        os.chmod(enrolled_copy, stat.S_IRWXU)
+    assert (enrolled_copy / DB_NAME).read_bytes() == db_before
+
+
+def test_corrupt_index_is_rebuilt(capsys, caplog, enrolled_copy):
+    (enrolled_copy / INDEX_NAME).write_bytes(b"corrupt" * 50)
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "identify", BBT2)
+    assert code == 0 and "leonard" in out
+    assert "unreadable index file" in caplog.text and "rebuilding" in caplog.text
+
+
+def test_wrong_checksum_weights(capsys, tmp_path, enrolled):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "20180402-114759-vggface2-features.pt").write_bytes(b"\0" * 4096)
+    code, _, err = run(capsys, "--gallery", enrolled[0], "--models", models, "identify", BBT2)
+    assert code == 1 and "checksum mismatch" in one_line_error(err)
+
+
+def test_people_info_remove_reindex(capsys, enrolled_copy):
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "people", "--json")
+    people = {p["name"]: p["faces"] for p in json.loads(out)["people"]}
+    assert code == 0 and people["amy"] == 5 and len(people) == 13
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "remove", "amy")
+    assert code == 0 and "5 face(s)" in out
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "reindex")
+    assert code == 0
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "info", "--json")
+    info = json.loads(out)
+    assert info["people"] == 12 and info["faces"] == info["index"]["size"] == sum(people.values()) - 5
+    assert info["threshold_source"].startswith("default") and info["files"][DB_NAME] > 0
+
+
+def test_gallery_from_environment(capsys, enrolled, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACESEARCH_GALLERY", str(enrolled[0]))
+    code, out, _ = run(capsys, "people")
+    assert code == 0 and "sheldon" in out
+
+
+def test_enroll_json_summary(capsys, tmp_path):
+    src = FACES / "bbt" / "people"
+    people = tmp_path / "p"
+    for name in ("amy", "raj"):
+        shutil.copytree(src / name, people / name)
+    code, out, _ = run(capsys, "--gallery", tmp_path / "g", "enroll", people, "--json", "--no-progress")
+    assert code == 0
+    assert json.loads(out)["people"] == {"amy": 5, "raj": 5}
