@@ -88,7 +88,8 @@ def main() -> int:
     ok = [t for t in grid if np.mean(sd <= t) <= args.far]
     chosen = max(ok)
     print(f"chosen: threshold {chosen:.2f} = largest with stranger false-accept <= {args.far:g}: "
-          f"stranger FA {np.mean(sd <= chosen):.4f}, known correct {np.mean(kright & (kd <= chosen)):.4f}")
+          f"stranger FA {np.mean(sd <= chosen):.4f}, known correct {np.mean(kright & (kd <= chosen)):.4f}, "
+          f"known wrong name {np.mean(~kright & (kd <= chosen)):.4f}")
     return 0
 
 

@@ -11,8 +11,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing facesearch and its dependencies into $VENV (first run: a few minutes)" >&2
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$REPO[test]" >&2
+    log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install -e "$REPO[test]" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        echo "error: installing facesearch failed (full log: $log)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 # Use the shared FaceNet checkpoint beside the repo when there is one (tests and CI never download).
