@@ -68,7 +68,10 @@ def embed_subjects(paths: list[Path], precision: str = "auto") -> tuple[np.ndarr
             out[where] = emb.embed(torch.cat(crops))
             found[where] = True
             crops, where = [], []
-    print(f"embedded {found.sum()}/{len(paths)} photos in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    print(
+        f"embedded {found.sum()}/{len(paths)} photos in {time.perf_counter() - t0:.0f}s",
+        file=sys.stderr,
+    )
     CACHE.mkdir(exist_ok=True)
     np.savez(cache, emb=out, found=found)
     return out, found

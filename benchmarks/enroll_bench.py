@@ -93,7 +93,9 @@ def identify_latency(precision: str, photos: list[Path], gallery_photos: list[Pa
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--photos", type=int, default=300)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
@@ -102,8 +104,11 @@ def main() -> int:
 
     weights = resolve_weights(allow_download=False)
     paths = pick_photos(args.photos)
-    print(f"{len(paths)} lfw_dev photos (250x250) from {SHARED}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads", file=sys.stderr)
+    print(
+        f"{len(paths)} lfw_dev photos (250x250) from {SHARED}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
 
     # warm-up so that neither side pays first-call costs inside its timing
     naive_loop(paths[:2], weights)
@@ -112,23 +117,41 @@ def main() -> int:
     rows = []
     s, faces, load = naive_loop(paths, weights)
     rows.append(("naive facenet-pytorch loop", s, faces, load))
-    for precision, label in (("fp32", "facesearch enroll (fp32)"), ("auto", "facesearch enroll (default)")):
+    for precision, label in (
+        ("fp32", "facesearch enroll (fp32)"),
+        ("auto", "facesearch enroll (default)"),
+    ):
         s, faces, load = facesearch_enroll(paths, precision)
         rows.append((label, s, faces, load))
 
     base = len(paths) / rows[0][1]
-    print(f"\n{'method':<30} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}")
+    print(
+        f"\n{'method':<30} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}"
+    )
     results = []
     for label, s, faces, load in rows:
         pps = len(paths) / s
-        print(f"{label:<30} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}")
-        results.append({"method": label, "photos": len(paths), "faces": faces, "seconds": s,
-                        "photos_per_s": pps, "faces_per_s": faces / s, "speedup": pps / base, "load_s": load})
+        print(
+            f"{label:<30} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}"
+        )
+        results.append(
+            {
+                "method": label,
+                "photos": len(paths),
+                "faces": faces,
+                "seconds": s,
+                "photos_per_s": pps,
+                "faces_per_s": faces / s,
+                "speedup": pps / base,
+                "load_s": load,
+            }
+        )
 
     lat_sets = {
-        "lfw 250x250 (1 face)": pick_photos(args.photos + 40)[args.photos:],
+        "lfw 250x250 (1 face)": pick_photos(args.photos + 40)[args.photos :],
         "group photos (2-6 faces, up to 1366x768)": [
-            FACES / "bbt" / "group" / "bbt1.jpg", FACES / "bbt" / "group" / "bbt2.jpg",
+            FACES / "bbt" / "group" / "bbt1.jpg",
+            FACES / "bbt" / "group" / "bbt2.jpg",
             FACES / "facenet_pytorch_data" / "multiface.jpg",
             FACES / "face_recognition_examples" / "examples" / "two_people.jpg",
         ],
@@ -148,7 +171,15 @@ def main() -> int:
 
         with FaceSearch(Path(tmp) / "g") as fs:
             fs.enroll_person("someone", paths[:5])
-        cmd = [sys.executable, "-m", "facesearch", "--gallery", str(Path(tmp) / "g"), "identify", str(paths[0])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "facesearch",
+            "--gallery",
+            str(Path(tmp) / "g"),
+            "identify",
+            str(paths[0]),
+        ]
         env = dict(os.environ)
         walls = []
         for _ in range(3):

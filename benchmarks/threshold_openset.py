@@ -36,13 +36,16 @@ def pair_accuracy(emb: np.ndarray, index: dict[str, int], pairs_file) -> tuple[f
         dist.append(1.0 - float(emb[index[a]] @ emb[index[b]]))
     same_a, dist_a = np.array(same), np.array(dist)
     best = max(
-        ((np.mean((dist_a <= t) == same_a), t) for t in np.arange(0.2, 1.2, 0.005)), key=lambda x: x[0]
+        ((np.mean((dist_a <= t) == same_a), t) for t in np.arange(0.2, 1.2, 0.005)),
+        key=lambda x: x[0],
     )
     return float(best[0]), float(best[1])
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--far", type=float, default=0.01, help="target stranger false-accept rate")
     ap.add_argument("--precision", default="auto")
     args = ap.parse_args()
@@ -56,12 +59,14 @@ def main() -> int:
 
     pos = 0
     gallery, gallery_owner, known_q, known_owner, strangers = [], [], [], [], []
-    for pid, (name, ps) in enumerate(people.items()):
+    for pid, (_name, ps) in enumerate(people.items()):
         idx = [pos + k for k in range(len(ps)) if found[pos + k]]
         pos += len(ps)
         if len(ps) >= 2 and idx:
-            gallery.append(idx[0]); gallery_owner.append(pid)
-            known_q += idx[1:]; known_owner += [pid] * (len(idx) - 1)
+            gallery.append(idx[0])
+            gallery_owner.append(pid)
+            known_q += idx[1:]
+            known_owner += [pid] * (len(idx) - 1)
         elif len(ps) == 1 and idx:
             strangers += idx
     G, owner = emb[gallery], np.array(gallery_owner)
@@ -74,22 +79,34 @@ def main() -> int:
     kd, kwho = nearest(known_q)
     kright = kwho == np.array(known_owner)
     sd, _ = nearest(strangers)
-    print(f"lfw_dev: {len(paths)} photos, {int(found.sum())} with a face, embedded in {seconds:.0f}s "
-          f"(cached runs are instant)")
+    print(
+        f"lfw_dev: {len(paths)} photos, {int(found.sum())} with a face, embedded in {seconds:.0f}s "
+        f"(cached runs are instant)"
+    )
     acc, t_ver = pair_accuracy(emb, row, LFW_DEV.parent / "pairs.txt")
-    print(f"verification sanity check, 1800 LFW pairs: best accuracy {acc:.4f} at distance {t_ver:.3f}")
-    print(f"open set: {len(gallery)} people enrolled (1 photo each), {len(known_q)} known queries, "
-          f"{len(strangers)} strangers; rank-1 {kright.mean():.4f}")
-    print(f"{'threshold':>9} {'known correct':>13} {'known wrong name':>16} {'stranger false accept':>21}")
+    print(
+        f"verification sanity check, 1800 LFW pairs: best accuracy {acc:.4f} at distance {t_ver:.3f}"
+    )
+    print(
+        f"open set: {len(gallery)} people enrolled (1 photo each), {len(known_q)} known queries, "
+        f"{len(strangers)} strangers; rank-1 {kright.mean():.4f}"
+    )
+    print(
+        f"{'threshold':>9} {'known correct':>13} {'known wrong name':>16} {'stranger false accept':>21}"
+    )
     for t in np.round(np.arange(0.25, 0.625, 0.025), 3):
-        print(f"{t:>9.3f} {np.mean(kright & (kd <= t)):>13.4f} {np.mean(~kright & (kd <= t)):>16.4f} "
-              f"{np.mean(sd <= t):>21.4f}")
+        print(
+            f"{t:>9.3f} {np.mean(kright & (kd <= t)):>13.4f} {np.mean(~kright & (kd <= t)):>16.4f} "
+            f"{np.mean(sd <= t):>21.4f}"
+        )
     grid = np.round(np.arange(0.10, 1.0, 0.01), 2)
     ok = [t for t in grid if np.mean(sd <= t) <= args.far]
     chosen = max(ok)
-    print(f"chosen: threshold {chosen:.2f} = largest with stranger false-accept <= {args.far:g}: "
-          f"stranger FA {np.mean(sd <= chosen):.4f}, known correct {np.mean(kright & (kd <= chosen)):.4f}, "
-          f"known wrong name {np.mean(~kright & (kd <= chosen)):.4f}")
+    print(
+        f"chosen: threshold {chosen:.2f} = largest with stranger false-accept <= {args.far:g}: "
+        f"stranger FA {np.mean(sd <= chosen):.4f}, known correct {np.mean(kright & (kd <= chosen)):.4f}, "
+        f"known wrong name {np.mean(~kright & (kd <= chosen)):.4f}"
+    )
     return 0
 
 

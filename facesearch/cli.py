@@ -7,8 +7,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from . import __version__
 from .annotate import FaceAnnotator
@@ -21,17 +22,39 @@ PROG = "facesearch"
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    d = {"default": argparse.SUPPRESS} if suppress else {}
-    parser.add_argument("--gallery", metavar="DIR", help="gallery directory (else $FACESEARCH_GALLERY, else ~/.local/share/facesearch/gallery)", **({"default": None} | d))
-    parser.add_argument("--models", metavar="DIR", help="directory holding the FaceNet weights", **({"default": None} | d))
-    parser.add_argument("--device", help="auto (default), cpu or cuda", **({"default": None} | d))
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="embedding precision", **({"default": "auto"} | d))
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens", **({"default": False} | d))
+    """Options accepted before and after the command name (after it, they override only if given)."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--gallery",
+        metavar="DIR",
+        default=default(None),
+        help="gallery directory (else $FACESEARCH_GALLERY, else ~/.local/share/facesearch/gallery)",
+    )
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        default=default(None),
+        help="directory holding the FaceNet weights",
+    )
+    parser.add_argument("--device", default=default(None), help="auto (default), cpu or cuda")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default=default("auto"),
+        help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Enroll people and identify faces in photos (MTCNN + FaceNet + HNSW)."
+        prog=PROG,
+        description="Enroll people and identify faces in photos (MTCNN + FaceNet + HNSW).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _common(parser, suppress=False)
@@ -43,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("enroll", "enroll FOLDER/<person>/* photos, or --name NAME FILE_OR_DIR...")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder of person sub-folders, or with --name photos/folders of one person")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a folder of person sub-folders, or with --name photos/folders of one person",
+    )
     p.add_argument("--name", help="enroll the given photos as this one person")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,9 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("identify", "find and name every face in images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--annotate", metavar="OUT", help="write annotated image(s): a file for one image, else a folder")
-    p.add_argument("--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="candidates reported per face (default 3)")
+    p.add_argument(
+        "--annotate",
+        metavar="OUT",
+        help="write annotated image(s): a file for one image, else a folder",
+    )
+    p.add_argument(
+        "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=3,
+        metavar="K",
+        help="candidates reported per face, one per person (default 3, at least 2)",
+    )
 
     p = add("people", "list enrolled people")
     p.add_argument("--json", action="store_true")
@@ -85,7 +125,11 @@ def _print_enroll(report: EnrollReport, seconds: float, out: Any, verbose: bool)
         for s in report.skipped:
             if s.reason == "duplicate" and not verbose:
                 continue
-            print(f"  - {s.path}: {s.reason.replace('_', ' ')}" + (f" ({s.detail})" if s.detail else ""), file=out)
+            print(
+                f"  - {s.path}: {s.reason.replace('_', ' ')}"
+                + (f" ({s.detail})" if s.detail else ""),
+                file=out,
+            )
     for c in report.chosen:
         box = ", ".join(f"{v:.0f}" for v in c.box)
         print(f"  * {c.path}: {c.faces} faces, enrolled the most prominent [{box}]", file=out)
@@ -95,7 +139,10 @@ def _print_identify(result: ImageResult, out: Any) -> None:
     print(f"{result.image}: {len(result.faces)} face(s)", file=out)
     if not result.faces:
         return
-    print(f"  {'#':>2}  {'name':<20} {'similarity':>10} {'distance':>8}  {'runner-up':<24} {'det':>5}  box", file=out)
+    print(
+        f"  {'#':>2}  {'name':<20} {'similarity':>10} {'distance':>8}  {'runner-up':<24} {'det':>5}  box",
+        file=out,
+    )
     for i, f in enumerate(result.faces, 1):
         name = f.name or ("unknown" + (f" (~{f.candidates[0].name})" if f.candidates else ""))
         sim = "-" if f.similarity is None else f"{f.similarity:.3f}"
@@ -103,7 +150,10 @@ def _print_identify(result: ImageResult, out: Any) -> None:
         ru = f.runner_up
         runner = f"{ru.name} {ru.similarity:.3f}" if ru else "-"
         box = "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]"
-        print(f"  {i:>2}  {name:<20} {sim:>10} {dist:>8}  {runner:<24} {f.score:>5.2f}  {box}", file=out)
+        print(
+            f"  {i:>2}  {name:<20} {sim:>10} {dist:>8}  {runner:<24} {f.score:>5.2f}  {box}",
+            file=out,
+        )
 
 
 def _annotate_target(out: str, image: str, many: bool) -> Path:
@@ -116,7 +166,9 @@ def _annotate_target(out: str, image: str, many: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    fs = FaceSearch(args.gallery, models_dir=args.models, device=args.device, precision=args.precision)
+    fs = FaceSearch(
+        args.gallery, models_dir=args.models, device=args.device, precision=args.precision
+    )
     with fs:
         if args.command == "enroll":
             return _cmd_enroll(fs, args)
@@ -129,7 +181,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 for p in people:
                     print(f"{p.name}\t{p.faces} face(s)")
-                print(f"{len(people)} person(s), {sum(p.faces for p in people)} face(s)", file=sys.stderr)
+                print(
+                    f"{len(people)} person(s), {sum(p.faces for p in people)} face(s)",
+                    file=sys.stderr,
+                )
             return 0
         if args.command == "remove":
             n = fs.remove(args.name)
@@ -148,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "reindex":
             t0 = time.perf_counter()
             n = fs.reindex()
-            print(f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s")
+            print(
+                f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s"
+            )
             return 0
     raise AssertionError(args.command)
 
@@ -156,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
 def _cmd_enroll(fs: FaceSearch, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    bar = tqdm(unit="photo", desc="enroll", disable=True if args.no_progress else None, file=sys.stderr)
+    bar = tqdm(
+        unit="photo", desc="enroll", disable=True if args.no_progress else None, file=sys.stderr
+    )
 
     def on_total(n: int) -> None:
         bar.reset(total=n)
@@ -167,7 +226,9 @@ def _cmd_enroll(fs: FaceSearch, args: argparse.Namespace) -> int:
             report = fs.enroll_person(args.name, args.paths, progress=bar.update, on_total=on_total)
         else:
             if len(args.paths) != 1:
-                raise InputError("enroll takes one FOLDER of person sub-folders (or use --name NAME PATH...)")
+                raise InputError(
+                    "enroll takes one FOLDER of person sub-folders (or use --name NAME PATH...)"
+                )
             report = fs.enroll(args.paths[0], progress=bar.update, on_total=on_total)
     finally:
         bar.close()
@@ -213,7 +274,7 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
     return status
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -6,16 +6,21 @@ convention), standardised as ``(x - 127.5) / 128``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image
 
 from .config import CROP_MARGIN, CROP_SIZE
 from .types import Faces
 
+if TYPE_CHECKING:
+    import torch
+
 
 def crop_faces(
     image: Image.Image, faces: Faces, size: int = CROP_SIZE, margin: int = CROP_MARGIN
-) -> "torch.Tensor":  # noqa: F821
+) -> torch.Tensor:
     """Crops of every face in ``faces`` as a float tensor (N, 3, size, size), standardised."""
     import torch
     from facenet_pytorch.models.utils.detect_face import extract_face

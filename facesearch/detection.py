@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -27,7 +27,7 @@ class FaceDetector:
 
     def __init__(
         self,
-        device: Optional[str] = None,
+        device: str | None = None,
         min_face_size: int = 20,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         max_side: int = 2048,
@@ -71,7 +71,7 @@ class FaceDetector:
         """Detect faces in several images; equal-sized images share one MTCNN batch."""
         import torch
 
-        results: list[Optional[Faces]] = [None] * len(images)
+        results: list[Faces | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         prepared: list[Image.Image] = []
         scales: list[float] = []
@@ -142,5 +142,3 @@ def most_prominent(faces: Faces, size: tuple[int, int]) -> int:
     if len(faces) == 0:
         raise ValueError("no faces to choose from")
     return int(np.argmax(prominence(faces, size)))
-
-

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    import torch
 
-def resolve_device(device: Optional[str] = None) -> "torch.device":  # noqa: F821
+
+def resolve_device(device: str | None = None) -> torch.device:
     """``None``/"auto": CUDA when available, else CPU; "cuda" without CUDA is an error."""
     import torch
 
@@ -31,8 +34,8 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: "torch.device") -> str:  # noqa: F821
-    """"auto" picks bf16 on CPUs with native bf16 (same embeddings to ~1e-4 cosine), else fp32."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" picks bf16 on CPUs with native bf16 (same embeddings to ~1e-4 cosine), else fp32."""
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
     if precision != "auto":

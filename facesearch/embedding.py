@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .device import resolve_device, resolve_precision
 from .errors import WeightsError
 from .weights import EMBEDDING_DIM, MODEL_ID, load_state_dict, resolve_weights
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +31,9 @@ class FaceEmbedder:
 
     def __init__(
         self,
-        weights: Optional[str] = None,
-        models_dir: Optional[str] = None,
-        device: Optional[str] = None,
+        weights: str | None = None,
+        models_dir: str | None = None,
+        device: str | None = None,
         precision: str = "auto",
         batch_size: int = 32,
         allow_download: bool = True,
@@ -42,10 +45,10 @@ class FaceEmbedder:
         self._models_dir = models_dir
         self._allow_download = allow_download
         self._model = None
-        self.weights_path: Optional[Path] = None
-        self.load_seconds: Optional[float] = None
+        self.weights_path: Path | None = None
+        self.load_seconds: float | None = None
 
-    def load(self) -> "FaceEmbedder":
+    def load(self) -> FaceEmbedder:
         """Resolve, verify and load the weights now rather than on first use."""
         if self._model is not None:
             return self
@@ -78,10 +81,12 @@ class FaceEmbedder:
         self._model = model
         self.weights_path = path
         self.load_seconds = time.perf_counter() - t0
-        log.info("loaded %s from %s in %.2fs (%s)", MODEL_ID, path, self.load_seconds, self.precision)
+        log.info(
+            "loaded %s from %s in %.2fs (%s)", MODEL_ID, path, self.load_seconds, self.precision
+        )
         return self
 
-    def embed(self, crops: "torch.Tensor") -> np.ndarray:  # noqa: F821
+    def embed(self, crops: torch.Tensor) -> np.ndarray:
         """Embeddings (N, 512) float32, L2-normalised, for crops (N, 3, 160, 160)."""
         import torch
 
@@ -91,8 +96,9 @@ class FaceEmbedder:
         if n == 0:
             return out
         use_bf16 = self.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=use_bf16
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16),
         ):
             for start in range(0, n, self.batch_size):
                 batch = crops[start : start + self.batch_size].to(self.device)

@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,9 @@ def _is_writable_dir(path: Path) -> bool:
         mode = path.stat().st_mode
     except OSError:
         return False
-    return os.access(path, os.W_OK | os.X_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return os.access(path, os.W_OK | os.X_OK) and bool(
+        mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 class Gallery:
@@ -54,14 +57,14 @@ class Gallery:
         model_id: str,
         dim: int,
         writable: bool = False,
-        params: IndexParams = IndexParams(),
+        params: IndexParams | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.model_id = model_id
         self.dim = dim
         self.writable = writable
-        self.params = params
-        self._lock_fd: Optional[int] = None
+        self.params = params or IndexParams()
+        self._lock_fd: int | None = None
         self._dirty = False
         db_path = self.directory / DB_NAME
         if writable:
@@ -94,20 +97,26 @@ class Gallery:
         ):
             raise GalleryError(f"gallery directory {d} is read-only; nothing was changed")
 
-    def _acquire_lock(self) -> None:
+    def _try_lock(self) -> bool:
+        """Take the write lock without waiting; False if another process holds it."""
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
-            return
+            return True
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _acquire_lock(self) -> None:
+        if not self._try_lock():
             raise GalleryError(
                 f"gallery {self.directory} is being written by another facesearch process"
-            ) from None
-        self._lock_fd = fd
+            )
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -122,7 +131,7 @@ class Gallery:
             self._release_lock()
             self.store.close()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Gallery:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -138,7 +147,7 @@ class Gallery:
     def _index_meta_path(self) -> Path:
         return self.directory / INDEX_META_NAME
 
-    def _read_index_meta(self) -> Optional[dict[str, Any]]:
+    def _read_index_meta(self) -> dict[str, Any] | None:
         try:
             return json.loads(self._index_meta_path.read_text())
         except (OSError, ValueError):
@@ -153,7 +162,7 @@ class Gallery:
             and meta.get("count") == count
             and meta.get("dim") == self.dim
         )
-        index: Optional[FaceIndex] = None
+        index: FaceIndex | None = None
         if self.index_path.is_file():
             try:
                 index = FaceIndex.load(
@@ -162,7 +171,9 @@ class Gallery:
             except GalleryError as err:
                 log.warning("%s; rebuilding it from the database", err)
         elif count:
-            log.warning("index file %s is missing; rebuilding it from the database", self.index_path)
+            log.warning(
+                "index file %s is missing; rebuilding it from the database", self.index_path
+            )
         if index is not None and in_step and len(index) == count:
             return index
         if index is None:
@@ -170,8 +181,14 @@ class Gallery:
         else:
             self._repair(index)
         self._dirty = True
-        if self.writable or _is_writable_dir(self.directory):
+        if self.writable:
             self._save_index(index)
+        elif _is_writable_dir(self.directory) and self._try_lock():
+            # A reader saves the repaired index too, unless a writer is busy (it will save its own).
+            try:
+                self._save_index(index)
+            finally:
+                self._release_lock()
         return index
 
     def _build_index(self) -> FaceIndex:
@@ -186,7 +203,9 @@ class Gallery:
         extra = np.setdiff1d(idx_ids, db_ids)
         missing = np.setdiff1d(db_ids, idx_ids)
         log.warning(
-            "index is behind the database (%d to add, %d to remove); repairing", len(missing), len(extra)
+            "index is behind the database (%d to add, %d to remove); repairing",
+            len(missing),
+            len(extra),
         )
         index.remove(extra)
         for labels, vectors in self.store.embeddings(missing.tolist()):
@@ -243,7 +262,7 @@ class Gallery:
         self.flush()
         return len(ids)
 
-    def owner_of_hash(self, sha256: str) -> Optional[str]:
+    def owner_of_hash(self, sha256: str) -> str | None:
         return self.store.owner_of_hash(sha256)
 
     def people(self) -> list[Person]:
@@ -282,17 +301,19 @@ class Gallery:
             return DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_SOURCE
         return float(value), self.store.get_meta("threshold_source") or "gallery setting"
 
-    def set_threshold(self, value: Optional[float], source: str) -> None:
+    def set_threshold(self, value: float | None, source: str) -> None:
         self._require_writable()
         self.store.set_meta(
-            {"threshold": None if value is None else repr(float(value)),
-             "threshold_source": None if value is None else source}
+            {
+                "threshold": None if value is None else repr(float(value)),
+                "threshold_source": None if value is None else source,
+            }
         )
 
     def info(self) -> dict[str, Any]:
         threshold, source = self.threshold()
 
-        def size(name: str) -> Optional[int]:
+        def size(name: str) -> int | None:
             p = self.directory / name
             return p.stat().st_size if p.exists() else None
 

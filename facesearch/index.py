@@ -33,11 +33,11 @@ class FaceIndex:
 
     metric = "cos"
 
-    def __init__(self, dim: int, params: IndexParams = IndexParams()) -> None:
+    def __init__(self, dim: int, params: IndexParams | None = None) -> None:
         from usearch.index import Index
 
         self.dim = dim
-        self.params = params
+        self.params = params = params or IndexParams()
         self._index = Index(
             ndim=dim,
             metric=self.metric,
@@ -92,7 +92,7 @@ class FaceIndex:
                 os.unlink(tmp)
 
     @classmethod
-    def load(cls, path: Path, dim: int, params: IndexParams, view: bool = False) -> "FaceIndex":
+    def load(cls, path: Path, dim: int, params: IndexParams, view: bool = False) -> FaceIndex:
         """Load (or memory-map, with ``view``) a saved index; GalleryError if unreadable."""
         idx = cls(dim, params)
         try:
@@ -104,5 +104,5 @@ class FaceIndex:
             raise GalleryError(f"{path}: unreadable index file ({err})") from err
         if idx._index.ndim != dim:
             raise GalleryError(f"{path}: index has {idx._index.ndim} dimensions, expected {dim}")
-        idx._index.expansion_search = params.expansion_search
+        idx._index.expansion_search = params.expansion_search  # type: ignore[misc]
         return idx

@@ -1,19 +1,19 @@
 """``FaceSearch``: the library API that the CLI is a thin layer over.
 
-    >>> fs = FaceSearch("~/faces-gallery")
-    >>> report = fs.enroll("people/")           # people/<name>/*.jpg
-    >>> for face in fs.identify("group.jpg").faces:
-    ...     print(face.name or "unknown", face.similarity, face.box)
+>>> fs = FaceSearch("~/faces-gallery")
+>>> report = fs.enroll("people/")           # people/<name>/*.jpg
+>>> for face in fs.identify("group.jpg").faces:
+...     print(face.name or "unknown", face.similarity, face.box)
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 from PIL import Image
@@ -27,17 +27,14 @@ from .gallery import Gallery
 from .images import LoadedImage, iter_files, load_image, to_rgb
 from .names import validate_name
 from .store import FaceRecord
-from .types import ChosenFace, EnrollReport, FaceMatch, ImageResult, Person, Skip
+from .types import Box, ChosenFace, EnrollReport, FaceMatch, ImageResult, Person, Skip, as_box
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
-
-
-@dataclass
-class _Pending:
-    person: str
-    image: LoadedImage
 
 
 class FaceSearch:
@@ -49,23 +46,23 @@ class FaceSearch:
 
     def __init__(
         self,
-        gallery: Optional[Union[str, "os.PathLike[str]"]] = None,
+        gallery: str | os.PathLike[str] | None = None,
         *,
-        models_dir: Optional[str] = None,
-        device: Optional[str] = None,
+        models_dir: str | None = None,
+        device: str | None = None,
         precision: str = "auto",
-        detector: Optional[FaceDetector] = None,
-        embedder: Optional[FaceEmbedder] = None,
+        detector: FaceDetector | None = None,
+        embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
     ) -> None:
         self.gallery_dir = resolve_gallery_dir(gallery)
         self._device = device
         self._detector = detector
         self._embedder = embedder
-        self._embedder_args = dict(
-            models_dir=models_dir, device=device, precision=precision, allow_download=allow_download
-        )
-        self._reader: Optional[Gallery] = None
+        self._models_dir = models_dir
+        self._precision = precision
+        self._allow_download = allow_download
+        self._reader: Gallery | None = None
 
     # -- components ----------------------------------------------------------------------------
 
@@ -78,11 +75,18 @@ class FaceSearch:
     @property
     def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
-            self._embedder = FaceEmbedder(**self._embedder_args)  # type: ignore[arg-type]
+            self._embedder = FaceEmbedder(
+                models_dir=self._models_dir,
+                device=self._device,
+                precision=self._precision,
+                allow_download=self._allow_download,
+            )
         return self._embedder
 
     def _open(self, writable: bool) -> Gallery:
-        return Gallery(self.gallery_dir, self.embedder.model_id, self.embedder.dim, writable=writable)
+        return Gallery(
+            self.gallery_dir, self.embedder.model_id, self.embedder.dim, writable=writable
+        )
 
     def _read_gallery(self) -> Gallery:
         if self._reader is None:
@@ -97,7 +101,7 @@ class FaceSearch:
     def close(self) -> None:
         self._invalidate_reader()
 
-    def __enter__(self) -> "FaceSearch":
+    def __enter__(self) -> FaceSearch:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,8 +110,10 @@ class FaceSearch:
     # -- enroll --------------------------------------------------------------------------------
 
     def enroll(
-        self, folder: Union[str, "os.PathLike[str]"], progress: Optional[Callable[[int], None]] = None,
-        on_total: Optional[Callable[[int], None]] = None,
+        self,
+        folder: str | os.PathLike[str],
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
     ) -> EnrollReport:
         """Enroll ``folder/<person>/...`` (recursive inside each person's folder).
 
@@ -148,9 +154,9 @@ class FaceSearch:
     def enroll_person(
         self,
         name: str,
-        paths: Sequence[Union[str, "os.PathLike[str]"]],
-        progress: Optional[Callable[[int], None]] = None,
-        on_total: Optional[Callable[[int], None]] = None,
+        paths: Sequence[str | os.PathLike[str]],
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
     ) -> EnrollReport:
         """Enroll photos (files, or folders searched recursively) of one person."""
         name = validate_name(name)
@@ -174,77 +180,30 @@ class FaceSearch:
         self,
         tasks: list[tuple[str, Path]],
         report: EnrollReport,
-        progress: Optional[Callable[[int], None]],
-        on_total: Optional[Callable[[int], None]],
+        progress: Callable[[int], None] | None,
+        on_total: Callable[[int], None] | None,
     ) -> EnrollReport:
         self._invalidate_reader()
         if on_total:
             on_total(len(tasks))
-        embedder = self.embedder.load()
-        batch_size = embedder.batch_size
+        self.embedder.load()
         with self._open(writable=True) as gallery:
-            seen: dict[str, str] = {}
-            pending_crops: list = []
-            pending_meta: list[tuple[str, LoadedImage, np.ndarray, float]] = []
-
-            def commit() -> None:
-                if not pending_meta:
-                    return
-                import torch
-
-                vectors = embedder.embed(torch.cat(pending_crops))
-                records = [
-                    FaceRecord(person, img.path, img.sha256, tuple(box), score, vec)  # type: ignore[arg-type]
-                    for (person, img, box, score), vec in zip(pending_meta, vectors)
-                ]
-                gallery.add(records)
-                for r in records:
-                    report.added[r.person] = report.added.get(r.person, 0) + 1
-                pending_crops.clear()
-                pending_meta.clear()
-
-            detect_window: list[_Pending] = []
-
-            def detect_and_crop() -> None:
-                faces_list = self.detector.detect_many([p.image.image for p in detect_window])
-                for item, faces in zip(detect_window, faces_list):
-                    img = item.image
-                    if len(faces) == 0:
-                        report.skipped.append(Skip(img.path, "no_face", "no face detected"))
-                        continue
-                    i = most_prominent(faces, img.size)
-                    if len(faces) > 1:
-                        report.chosen.append(ChosenFace(img.path, len(faces), tuple(faces.boxes[i])))  # type: ignore[arg-type]
-                    pending_crops.append(crop_faces(img.image, faces[i]))
-                    pending_meta.append((item.person, img, faces.boxes[i], float(faces.scores[i])))
-                detect_window.clear()
-
+            batch = _EnrollBatch(self.detector, self.embedder, gallery, report)
             for (person, path), loaded in zip(tasks, _prefetch(p for _, p in tasks)):
                 report.photos_seen += 1
                 if isinstance(loaded, Exception):
                     report.skipped.append(Skip(str(path), "unreadable", _reason(loaded, path)))
                 else:
-                    owner = seen.get(loaded.sha256) or gallery.owner_of_hash(loaded.sha256)
-                    if owner is not None:
-                        detail = f"same photo already enrolled as {owner!r}"
-                        report.skipped.append(Skip(str(path), "duplicate", detail))
-                    else:
-                        seen[loaded.sha256] = person
-                        detect_window.append(_Pending(person, loaded))
-                        if len(detect_window) >= 8:
-                            detect_and_crop()
-                if len(pending_meta) >= batch_size:
-                    commit()
+                    batch.add(person, loaded)
                 if progress:
                     progress(1)
-            detect_and_crop()
-            commit()
+            batch.finish()
         return report
 
     # -- identify ------------------------------------------------------------------------------
 
     def identify(
-        self, image: ImageInput, *, threshold: Optional[float] = None, top_k: int = 3
+        self, image: ImageInput, *, threshold: float | None = None, top_k: int = 3
     ) -> ImageResult:
         """Every face in ``image`` (a path, PIL image or RGB array) with who it is, or None.
 
@@ -257,17 +216,17 @@ class FaceSearch:
             threshold = gallery.threshold()[0]
         faces = self.detector.detect(pil)
         vectors = self.embedder.embed(crop_faces(pil, faces))
+        # at least two candidates per face, so that the runner-up is always reported
         candidates = gallery.search(vectors, k_people=max(top_k, 2))
         matches = []
         for j in range(len(faces)):
-            cands = tuple(candidates[j][: max(top_k, 2)])
+            cands = tuple(candidates[j])
             best = cands[0] if cands else None
-            accepted = best is not None and best.distance <= threshold
             matches.append(
                 FaceMatch(
-                    box=tuple(float(v) for v in faces.boxes[j]),  # type: ignore[arg-type]
+                    box=as_box(faces.boxes[j]),
                     score=float(faces.scores[j]),
-                    name=best.name if accepted else None,  # type: ignore[union-attr]
+                    name=best.name if best is not None and best.distance <= threshold else None,
                     similarity=best.similarity if best else None,
                     distance=best.distance if best else None,
                     candidates=cands,
@@ -276,12 +235,12 @@ class FaceSearch:
         return ImageResult(label, pil.width, pil.height, tuple(matches))
 
     def identify_many(
-        self, images: Iterable[ImageInput], **kwargs: object
-    ) -> Iterator[Union[ImageResult, Exception]]:
+        self, images: Iterable[ImageInput], *, threshold: float | None = None, top_k: int = 3
+    ) -> Iterator[ImageResult | Exception]:
         """identify() over several images; a bad image yields its error instead of stopping."""
         for image in images:
             try:
-                yield self.identify(image, **kwargs)  # type: ignore[arg-type]
+                yield self.identify(image, threshold=threshold, top_k=top_k)
             except InputError as err:
                 yield err
 
@@ -302,7 +261,7 @@ class FaceSearch:
         with self._open(writable=True) as gallery:
             return gallery.reindex()
 
-    def set_threshold(self, value: Optional[float], source: str = "set by user") -> None:
+    def set_threshold(self, value: float | None, source: str = "set by user") -> None:
         """Store (or with None, clear) the gallery's match threshold."""
         self._invalidate_reader()
         with self._open(writable=True) as gallery:
@@ -317,12 +276,85 @@ class FaceSearch:
         return data
 
 
+class _EnrollBatch:
+    """Turns decoded photos into committed faces: dedupe, detect, pick the subject, embed, store.
+
+    Detection runs on small windows of photos; embeddings and the database commit happen per
+    ``embedder.batch_size`` faces, so an interruption loses at most one uncommitted batch.
+    """
+
+    detect_window = 8
+
+    def __init__(
+        self, detector: FaceDetector, embedder: FaceEmbedder, gallery: Gallery, report: EnrollReport
+    ) -> None:
+        self.detector, self.embedder, self.gallery, self.report = (
+            detector,
+            embedder,
+            gallery,
+            report,
+        )
+        self.seen: dict[str, str] = {}  # content hash -> person, for duplicates within this run
+        self.to_detect: list[tuple[str, LoadedImage]] = []
+        self.crops: list[torch.Tensor] = []
+        self.faces: list[tuple[str, LoadedImage, Box, float]] = []
+
+    def add(self, person: str, image: LoadedImage) -> None:
+        owner = self.seen.get(image.sha256) or self.gallery.owner_of_hash(image.sha256)
+        if owner is not None:
+            detail = f"same photo already enrolled as {owner!r}"
+            self.report.skipped.append(Skip(image.path, "duplicate", detail))
+            return
+        self.seen[image.sha256] = person
+        self.to_detect.append((person, image))
+        if len(self.to_detect) >= self.detect_window:
+            self._detect()
+        if len(self.faces) >= self.embedder.batch_size:
+            self._commit()
+
+    def finish(self) -> None:
+        self._detect()
+        self._commit()
+
+    def _detect(self) -> None:
+        found = self.detector.detect_many([img.image for _, img in self.to_detect])
+        for (person, img), faces in zip(self.to_detect, found):
+            if len(faces) == 0:
+                self.report.skipped.append(Skip(img.path, "no_face", "no face detected"))
+                continue
+            i = most_prominent(faces, img.size)
+            box = as_box(faces.boxes[i])
+            if len(faces) > 1:
+                self.report.chosen.append(ChosenFace(img.path, len(faces), box))
+            self.crops.append(crop_faces(img.image, faces[i]))
+            self.faces.append((person, img, box, float(faces.scores[i])))
+        self.to_detect.clear()
+
+    def _commit(self) -> None:
+        if not self.faces:
+            return
+        import torch
+
+        vectors = self.embedder.embed(torch.cat(self.crops))
+        records = [
+            FaceRecord(person, img.path, img.sha256, box, score, vec)
+            for (person, img, box, score), vec in zip(self.faces, vectors)
+        ]
+        self.gallery.add(records)
+        for r in records:
+            self.report.added[r.person] = self.report.added.get(r.person, 0) + 1
+        self.crops.clear()
+        self.faces.clear()
+
+
 def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
     if isinstance(image, Image.Image):
         return "<image>", to_rgb(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"expected an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}")
+            raise InputError(
+                f"expected an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}"
+            )
         return "<array>", Image.fromarray(image, "RGB")
     loaded = load_image(image)
     return loaded.path, loaded.image
@@ -331,17 +363,19 @@ def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
 def _reason(err: Exception, path: Path) -> str:
     msg = str(err)
     prefix = f"{path}: "
-    return msg[len(prefix):] if msg.startswith(prefix) else msg
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
-def _load_or_error(path: Path) -> Union[LoadedImage, Exception]:
+def _load_or_error(path: Path) -> LoadedImage | Exception:
     try:
         return load_image(path)
     except (ImageError, InputError) as err:
         return err
 
 
-def _prefetch(paths: Iterable[Path], workers: int = 2, ahead: int = 16) -> Iterator[Union[LoadedImage, Exception]]:
+def _prefetch(
+    paths: Iterable[Path], workers: int = 2, ahead: int = 16
+) -> Iterator[LoadedImage | Exception]:
     """Read, hash and decode photos in background threads, in order, a bounded window ahead."""
     from collections import deque
 

@@ -8,10 +8,10 @@ lets the index file tell whether it reflects the latest write.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class GalleryStore:
     # -- transactions and settings -------------------------------------------------------------
 
     class _Tx:
-        def __init__(self, store: "GalleryStore", bump: bool) -> None:
+        def __init__(self, store: GalleryStore, bump: bool) -> None:
             self.store, self.bump = store, bump
 
         def __enter__(self) -> sqlite3.Connection:
@@ -118,17 +118,17 @@ class GalleryStore:
             else:
                 db.execute("ROLLBACK")
 
-    def transaction(self, bump: bool = True) -> "GalleryStore._Tx":
+    def transaction(self, bump: bool = True) -> GalleryStore._Tx:
         """One atomic write; ``bump`` marks the index as needing to catch up."""
         if self.readonly:
             raise GalleryError(f"{self.path}: gallery is open read-only")
         return GalleryStore._Tx(self, bump)
 
-    def get_meta(self, key: str) -> Optional[str]:
+    def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def set_meta(self, values: dict[str, Optional[str]]) -> None:
+    def set_meta(self, values: dict[str, str | None]) -> None:
         with self.transaction(bump=False) as db:
             for key, value in values.items():
                 if value is None:
@@ -165,7 +165,10 @@ class GalleryStore:
             person_ids: dict[str, int] = {}
             for r in records:
                 if r.person not in person_ids:
-                    db.execute("INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)", (r.person, now))
+                    db.execute(
+                        "INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)",
+                        (r.person, now),
+                    )
                     person_ids[r.person] = db.execute(
                         "SELECT id FROM people WHERE name = ?", (r.person,)
                     ).fetchone()[0]
@@ -186,7 +189,7 @@ class GalleryStore:
                 ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
         return ids
 
-    def owner_of_hash(self, sha256: str) -> Optional[str]:
+    def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
         row = self.db.execute(
             "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.image_sha256 = ?",
@@ -237,14 +240,15 @@ class GalleryStore:
         return out
 
     def embeddings(
-        self, face_ids: Optional[Sequence[int]] = None, chunk: int = 10_000
+        self, face_ids: Sequence[int] | None = None, chunk: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(labels, embeddings) in chunks, for all faces or the given labels."""
         if face_ids is None:
             last = -1
             while True:
                 rows = self.db.execute(
-                    "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+                    "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, chunk),
                 ).fetchall()
                 if not rows:
                     return

@@ -8,11 +8,17 @@ loaded (after EXIF rotation); ``similarity`` is cosine similarity of unit-norm F
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
 Box = tuple[float, float, float, float]
+
+
+def as_box(values: Any) -> Box:
+    """Four numbers (array, list) as an ``[x1, y1, x2, y2]`` tuple of floats."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return (x1, y1, x2, y2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,15 +39,17 @@ class Faces:
             raise ValueError(f"landmarks must have shape ({n}, 5, 2), got {self.landmarks.shape}")
 
     @classmethod
-    def empty(cls) -> "Faces":
+    def empty(cls) -> Faces:
         return cls(
-            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.float32),
+            np.zeros((0, 5, 2), np.float32),
         )
 
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: Union[int, slice, np.ndarray, list[int]]) -> "Faces":
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> Faces:
         """Select faces by index, slice, index array or boolean mask (``faces[faces.scores > 0.9]``)."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
@@ -86,13 +94,13 @@ class FaceMatch:
 
     box: Box
     score: float
-    name: Optional[str]
-    similarity: Optional[float]
-    distance: Optional[float]
+    name: str | None
+    similarity: float | None
+    distance: float | None
     candidates: tuple[Candidate, ...] = ()
 
     @property
-    def runner_up(self) -> Optional[Candidate]:
+    def runner_up(self) -> Candidate | None:
         return self.candidates[1] if len(self.candidates) > 1 else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +180,9 @@ class EnrollReport:
             "photos_seen": self.photos_seen,
             "enrolled": self.enrolled,
             "people": dict(sorted(self.added.items())),
-            "skipped": [{"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped],
+            "skipped": [
+                {"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped
+            ],
             "several_faces": [
                 {"path": c.path, "faces": c.faces, "chosen_box": _box(c.box)} for c in self.chosen
             ],

@@ -13,9 +13,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .config import models_search_path, user_models_dir
 from .errors import WeightsError
@@ -32,7 +32,7 @@ class WeightsFile:
 
     filename: str
     sha256: str
-    url: Optional[str]
+    url: str | None
 
 
 OFFICIAL = WeightsFile(
@@ -71,7 +71,7 @@ def _where_to_put(dirs: Sequence[Path]) -> str:
     return f"put {names} into one of: {', '.join(str(d) for d in dirs)}"
 
 
-def find_weights(models_dir: Optional[str] = None) -> Optional[tuple[Path, WeightsFile]]:
+def find_weights(models_dir: str | None = None) -> tuple[Path, WeightsFile] | None:
     """The first known weights file on the search path (not yet checksummed), or None."""
     for d in models_search_path(models_dir):
         for w in KNOWN_WEIGHTS:
@@ -97,7 +97,11 @@ def download(weights: WeightsFile, target_dir: Path, progress: bool = True) -> P
             with urllib.request.urlopen(req, timeout=30) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
                 with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=weights.filename, disable=not progress
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=weights.filename,
+                    disable=not progress,
                 ) as bar:
                     while chunk := resp.read(1 << 20):
                         out.write(chunk)
@@ -110,7 +114,7 @@ def download(weights: WeightsFile, target_dir: Path, progress: bool = True) -> P
 
 
 def resolve_weights(
-    models_dir: Optional[str] = None, allow_download: bool = True, progress: bool = True
+    models_dir: str | None = None, allow_download: bool = True, progress: bool = True
 ) -> Path:
     """Return a checksum-verified weights file, downloading the official one if none is present."""
     found = find_weights(models_dir)

@@ -53,8 +53,10 @@ def main() -> int:
             print(f"fetch_samples: error: {dest}: checksum mismatch", file=sys.stderr)
             return 1
         os.replace(tmp, target)
-    print(f"sample_images: {len(rows)} files ({present} present, {copied} copied from {SHARED}, "
-          f"{downloaded} downloaded)")
+    print(
+        f"sample_images: {len(rows)} files ({present} present, {copied} copied from {SHARED}, "
+        f"{downloaded} downloaded)"
+    )
     return 0
 
 

@@ -27,7 +27,9 @@ def one_line_error(err):
 
 
 def test_identify_json_contract(capsys, enrolled):
-    code, out, err = run(capsys, "--gallery", enrolled[0], "identify", BBT2, "--json", "--top-k", "2")
+    code, out, err = run(
+        capsys, "--gallery", enrolled[0], "identify", BBT2, "--json", "--top-k", "2"
+    )
     assert code == 0, err
     doc = json.loads(out)
     (result,) = doc["results"]
@@ -96,7 +98,15 @@ def test_read_only_gallery(capsys, enrolled_copy):
     db_before = (enrolled_copy / DB_NAME).read_bytes()
     os.chmod(enrolled_copy, stat.S_IRUSR | stat.S_IXUSR)
     try:
-        code, _, err = run(capsys, "--gallery", enrolled_copy, "enroll", "--name", "x", FACES / "bbt" / "people" / "amy")
+        code, _, err = run(
+            capsys,
+            "--gallery",
+            enrolled_copy,
+            "enroll",
+            "--name",
+            "x",
+            FACES / "bbt" / "people" / "amy",
+        )
         assert code == 1 and "read-only" in one_line_error(err)
         code, out, _ = run(capsys, "--gallery", enrolled_copy, "identify", BBT2)
         assert code == 0 and "leonard" in out
@@ -130,7 +140,9 @@ def test_people_info_remove_reindex(capsys, enrolled_copy):
     assert code == 0
     code, out, _ = run(capsys, "--gallery", enrolled_copy, "info", "--json")
     info = json.loads(out)
-    assert info["people"] == 12 and info["faces"] == info["index"]["size"] == sum(people.values()) - 5
+    assert (
+        info["people"] == 12 and info["faces"] == info["index"]["size"] == sum(people.values()) - 5
+    )
     assert info["threshold_source"].startswith("default") and info["files"][DB_NAME] > 0
 
 
@@ -145,6 +157,17 @@ def test_enroll_json_summary(capsys, tmp_path):
     people = tmp_path / "p"
     for name in ("amy", "raj"):
         shutil.copytree(src / name, people / name)
-    code, out, _ = run(capsys, "--gallery", tmp_path / "g", "enroll", people, "--json", "--no-progress")
+    code, out, _ = run(
+        capsys, "--gallery", tmp_path / "g", "enroll", people, "--json", "--no-progress"
+    )
     assert code == 0
     assert json.loads(out)["people"] == {"amy": 5, "raj": 5}
+
+
+def test_cuda_requested_without_cuda(capsys, enrolled):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(capsys, "--gallery", enrolled[0], "--device", "cuda", "identify", BBT2)
+    assert code == 1 and "CUDA is not available" in one_line_error(err)

@@ -65,8 +65,14 @@ def test_bad_and_unusual_files_in_an_enroll_folder(make_fs, tmp_path):
     [
         (lambda d: d / "missing", "no such folder"),
         (lambda d: (d / "empty").mkdir() or d / "empty", "folder is empty"),
-        (lambda d: (d / "flat").mkdir() or shutil.copy(BBT / "amy" / "amy1.png", d / "flat") and d / "flat",
-         "no person sub-folders"),
+        (
+            lambda d: (
+                (d / "flat").mkdir()
+                or shutil.copy(BBT / "amy" / "amy1.png", d / "flat")
+                and d / "flat"
+            ),
+            "no person sub-folders",
+        ),
     ],
     ids=["missing", "empty", "no-subfolders"],
 )
@@ -77,7 +83,9 @@ def test_enroll_folder_errors(make_fs, tmp_path, setup, message):
 
 
 def test_bad_person_folder_name_is_skipped(make_fs, tmp_path):
-    folder = people_folder(tmp_path / "p", {"amy": [BBT / "amy" / "amy1.png"], "bob\u200b": [BBT / "raj" / "raj1.png"]})
+    folder = people_folder(
+        tmp_path / "p", {"amy": [BBT / "amy" / "amy1.png"], "bob\u200b": [BBT / "raj" / "raj1.png"]}
+    )
     report = make_fs().enroll(folder)
     assert report.added == {"amy": 1}
     assert [s.reason for s in report.skipped] == ["bad_name"]
@@ -119,8 +127,12 @@ def test_enrollment_photo_with_several_faces_uses_the_subject(make_fs):
     assert report.enrolled == 1 and len(report.chosen) == 1 and report.chosen[0].faces == 2
 
 
-def test_interrupted_enroll_keeps_committed_batches_and_rerun_finishes(make_fs, tmp_path, monkeypatch):
-    folder = people_folder(tmp_path / "p", {d.name: sorted(d.iterdir()) for d in sorted(BBT.iterdir())})
+def test_interrupted_enroll_keeps_committed_batches_and_rerun_finishes(
+    make_fs, tmp_path, monkeypatch
+):
+    folder = people_folder(
+        tmp_path / "p", {d.name: sorted(d.iterdir()) for d in sorted(BBT.iterdir())}
+    )
     fs = make_fs()
     fs.embedder.batch_size = 8
     real_embed = type(fs.embedder).embed
@@ -152,7 +164,16 @@ def test_killed_enroll_process_leaves_a_consistent_gallery(tmp_path):
     folder = people_folder(tmp_path / "p", {d.name: sorted(d.iterdir())[:4] for d in people})
     total = 4 * len(people)
     gallery = tmp_path / "g"
-    cmd = [sys.executable, "-m", "facesearch", "--gallery", str(gallery), "enroll", str(folder), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "facesearch",
+        "--gallery",
+        str(gallery),
+        "enroll",
+        str(folder),
+        "--no-progress",
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import sqlite3
@@ -176,13 +197,19 @@ def test_killed_enroll_process_leaves_a_consistent_gallery(tmp_path):
     assert done.returncode == 0, done.stderr
     info = subprocess.run(
         [sys.executable, "-m", "facesearch", "--gallery", str(gallery), "info", "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     import json
 
     data = json.loads(info.stdout)
-    assert data["faces"] == data["index"]["size"] == total - len(
-        [s for s in json.loads(done.stdout)["skipped"] if s["reason"] != "duplicate"]
+    assert (
+        data["faces"]
+        == data["index"]["size"]
+        == total
+        - len([s for s in json.loads(done.stdout)["skipped"] if s["reason"] != "duplicate"])
     )
 
 

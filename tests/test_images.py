@@ -90,5 +90,7 @@ def test_iter_files_skips_hidden_and_recurses(tmp_path):
     for p in ["a.jpg", "x/b.png", "x/deep/c.txt", ".DS_Store", ".hidden/d.jpg"]:
         (tmp_path / p).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in iter_files(tmp_path)] == [
-        "a.jpg", "x/b.png", "x/deep/c.txt"
+        "a.jpg",
+        "x/b.png",
+        "x/deep/c.txt",
     ]

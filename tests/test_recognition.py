@@ -1,7 +1,5 @@
 """End to end on the real MTCNN + FaceNet and real photos from ../shared/faces."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,12 @@ GROUPS = {
     FACES / "bbt" / "group" / "bbt2.jpg": 4,
     FACES / "facenet_pytorch_data" / "multiface.jpg": 6,
     FACES / "face_recognition_examples" / "examples" / "two_people.jpg": 2,
-    FACES / "face_recognition_examples" / "examples" / "knn_examples" / "test" / "kit_with_rose.jpg": 2,
+    FACES
+    / "face_recognition_examples"
+    / "examples"
+    / "knn_examples"
+    / "test"
+    / "kit_with_rose.jpg": 2,
 }
 
 
@@ -26,8 +29,23 @@ def fs(enrolled, detector, embedder):
 
 def test_enroll_reports_people_and_skips(enrolled):
     celeb, bbt = enrolled[1]
-    assert set(celeb.added) == {"ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"}
-    assert set(bbt.added) == {"amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart"}
+    assert set(celeb.added) == {
+        "ben_afflek",
+        "elton_john",
+        "jerry_seinfeld",
+        "madonna",
+        "mindy_kaling",
+    }
+    assert set(bbt.added) == {
+        "amy",
+        "bernadette",
+        "howard",
+        "leonard",
+        "penny",
+        "raj",
+        "sheldon",
+        "stuart",
+    }
     assert bbt.enrolled == 40  # tightly cropped grayscale faces, found with the padded retry
     # celebrity5/train has photos with several faces: each is reported with the face chosen
     assert celeb.chosen and all(c.faces > 1 for c in celeb.chosen)

@@ -42,7 +42,9 @@ def test_missing_weights_without_download_say_where_to_put_them(no_weights_anywh
 
 
 def test_failed_download_is_one_line(no_weights_anywhere, monkeypatch):
-    unreachable = dataclasses.replace(W.OFFICIAL, url="http://127.0.0.1:9/20180402-114759-vggface2.pt")
+    unreachable = dataclasses.replace(
+        W.OFFICIAL, url="http://127.0.0.1:9/20180402-114759-vggface2.pt"
+    )
     monkeypatch.setattr(W, "OFFICIAL", unreachable)
     with pytest.raises(WeightsError, match="download failed") as err:
         W.resolve_weights(progress=False)
@@ -63,7 +65,11 @@ def test_download_is_checksummed_and_atomic(no_weights_anywhere, monkeypatch):
 
 
 def test_official_checkpoint_logits_are_dropped(tmp_path):
-    state = {"conv.weight": torch.zeros(2), "logits.weight": torch.zeros(3), "logits.bias": torch.zeros(3)}
+    state = {
+        "conv.weight": torch.zeros(2),
+        "logits.weight": torch.zeros(3),
+        "logits.bias": torch.zeros(3),
+    }
     p = tmp_path / "w.pt"
     torch.save(state, p)
     assert set(W.load_state_dict(p)) == {"conv.weight"}
