@@ -176,6 +176,8 @@ class Gallery:
             )
         if index is not None and in_step and len(index) == count:
             return index
+        if index is not None and index.view:
+            index = None  # a memory-mapped index cannot be repaired in place: rebuild
         if index is None:
             index = self._build_index()
         else:

@@ -37,6 +37,7 @@ class FaceIndex:
         from usearch.index import Index
 
         self.dim = dim
+        self.view = False
         self.params = params = params or IndexParams()
         self._index = Index(
             ndim=dim,
@@ -98,6 +99,7 @@ class FaceIndex:
         try:
             if view:
                 idx._index.view(str(path))
+                idx.view = True
             else:
                 idx._index.load(str(path))
         except Exception as err:  # usearch raises ValueError/RuntimeError for bad files

@@ -171,3 +171,15 @@ def test_cuda_requested_without_cuda(capsys, enrolled):
         pytest.skip("this machine has CUDA")
     code, _, err = run(capsys, "--gallery", enrolled[0], "--device", "cuda", "identify", BBT2)
     assert code == 1 and "CUDA is not available" in one_line_error(err)
+
+
+def test_annotate_several_images_into_a_folder(capsys, enrolled, tmp_path):
+    images = [BBT2, FACES / "bbt" / "group" / "bbt1.jpg"]
+    code, out, _ = run(
+        capsys, "--gallery", enrolled[0], "identify", *images, "--annotate", tmp_path / "ann"
+    )
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == [
+        "bbt1.annotated.jpg",
+        "bbt2.annotated.jpg",
+    ]
