@@ -122,10 +122,11 @@ def _to_faces(boxes, probs, points, scale: float, size: tuple[int, int]) -> Face
 def prominence(faces: Faces, size: tuple[int, int]) -> np.ndarray:
     """How much each face looks like the photo's subject: large and near the centre.
 
-    The face's side length, discounted linearly with its centre's distance from the image
-    centre (as a fraction of the image): a face at the edge needs about twice the side length of
-    a centred one to win. Portraits and LFW-style photos are centred on their subject, while the
-    largest face is sometimes someone else's in the foreground.
+    The face's side length times its detection score, discounted linearly with its centre's
+    distance from the image centre (as a fraction of the image size): a face a third of the way
+    out needs twice the side length of a centred one to win, a face at an edge four times.
+    Portraits and LFW-style photos are centred on their subject, while the largest face is
+    sometimes someone else's in the foreground.
     """
     if len(faces) == 0:
         return np.zeros((0,), np.float32)
