@@ -253,20 +253,21 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
     status = 0
     annotator = FaceAnnotator()
     many = len(args.images) > 1
-    for path, result in zip(
-        args.images, fs.identify_many(args.images, threshold=args.threshold, top_k=args.top_k)
-    ):
-        if isinstance(result, Exception):
+    for path in args.images:
+        try:
+            loaded = load_image(path)  # decoded once, for identify and the annotation
+            result = fs.identify(loaded, threshold=args.threshold, top_k=args.top_k)
+        except InputError as err:
             status = 1
-            print(f"{PROG}: error: {result}", file=sys.stderr)
-            results.append({"image": path, "error": str(result), "faces": []})
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+            results.append({"image": path, "error": str(err), "faces": []})
             continue
         results.append(result.to_dict())
         if not args.json:
             _print_identify(result, sys.stdout)
         if args.annotate:
             target = _annotate_target(args.annotate, path, many)
-            annotator.annotate(load_image(path).image, result.faces).save(target)
+            annotator.annotate(loaded.image, result.faces).save(target)
             if not args.json:
                 print(f"  annotated image: {target}")
     if args.json:

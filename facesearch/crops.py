@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from .config import CROP_MARGIN, CROP_SIZE
@@ -29,9 +28,3 @@ def crop_faces(
         return torch.zeros((0, 3, size, size), dtype=torch.float32)
     crops = [extract_face(image, box, image_size=size, margin=margin) for box in faces.boxes]
     return (torch.stack(crops) - 127.5) / 128.0
-
-
-def crop_preview(image: Image.Image, box: np.ndarray, size: int = 112) -> Image.Image:
-    """A small square thumbnail of one face, for annotations and reports."""
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    return image.crop((x1, y1, x2, y2)).resize((size, size), Image.BILINEAR)

@@ -7,6 +7,7 @@ reported instead of crashing a long enroll.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -71,8 +72,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def decode_image(data: bytes, path: str = "<bytes>") -> Image.Image:
     """Decode bytes to an upright 8-bit RGB image, or raise ImageError with the reason."""
-    import io
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
+ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray, LoadedImage]
 
 
 class FaceSearch:
@@ -348,6 +348,8 @@ class _EnrollBatch:
 
 
 def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
+    if isinstance(image, LoadedImage):
+        return image.path, image.image
     if isinstance(image, Image.Image):
         return "<image>", to_rgb(image)
     if isinstance(image, np.ndarray):
