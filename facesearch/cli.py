@@ -105,7 +105,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     add("reindex", "rebuild the HNSW index from the database")
+
+    p = add("evaluate", "measure verification and open-set identification on FOLDER/<person>/*")
+    _eval_options(p)
+    p.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="LFW-format pairs.txt (else same/different pairs are sampled)",
+    )
+    p.add_argument("--no-verification", action="store_true", help="skip the 1:1 pairs")
+    p.add_argument("--no-identification", action="store_true", help="skip open-set identification")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also store the open-set threshold in the gallery (as the calibrate command does)",
+    )
+
+    p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
+    _eval_options(p, far_default=0.001)
     return parser
+
+
+def _eval_options(p: argparse.ArgumentParser, far_default: float = 0.01) -> None:
+    p.add_argument("folder", metavar="FOLDER", help="labelled photos, one sub-folder per person")
+    p.add_argument(
+        "--far",
+        type=float,
+        default=far_default,
+        help=f"stranger false-accept rate the threshold is chosen for (default {far_default:g})",
+    )
+    p.add_argument(
+        "--enroll-per-person",
+        type=int,
+        default=1,
+        metavar="K",
+        help="photos enrolled per person in the open-set test; the rest are queries (default 1)",
+    )
+    p.add_argument("--report", metavar="DIR", help="write summary.txt/.json and PNG plots here")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    p.add_argument("--no-cache", action="store_true", help="do not reuse or keep embeddings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _print_enroll(report: EnrollReport, seconds: float, out: Any, verbose: bool) -> None:
@@ -207,7 +246,68 @@ def run(args: argparse.Namespace) -> int:
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s"
             )
             return 0
+        if args.command in ("evaluate", "calibrate"):
+            return _cmd_evaluate(fs, args)
     raise AssertionError(args.command)
+
+
+def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evaluate import default_cache_dir, evaluate
+
+    evaluating = args.command == "evaluate"
+    calibrating = not evaluating or args.calibrate
+    verification = evaluating and not args.no_verification
+    identification = not evaluating or not args.no_identification
+    pairs = args.pairs if evaluating else None
+    if not (verification or identification):
+        raise InputError("nothing to do: both --no-verification and --no-identification given")
+    if calibrating and not identification:
+        raise InputError("--calibrate needs the open-set identification part")
+    if pairs and not verification:
+        raise InputError("--pairs is for verification, which is switched off")
+    bar = tqdm(
+        unit="photo", desc="embed", disable=True if args.no_progress else None, file=sys.stderr
+    )
+    try:
+        ev = evaluate(
+            fs,
+            args.folder,
+            pairs=pairs,
+            verification=verification,
+            identification=identification,
+            far=args.far,
+            enroll_per_person=args.enroll_per_person,
+            cache_dir=None if args.no_cache else default_cache_dir(),
+            progress=bar.update,
+            on_total=lambda n: bar.reset(total=n),
+        )
+    finally:
+        bar.close()
+    from .report import summary_text, write_report
+
+    written = write_report(ev, args.report) if args.report else []
+    if args.json:
+        print(ev.to_json())
+    else:
+        print(summary_text(ev), end="")
+        for path in written:
+            print(f"report: {path}")
+    if calibrating:
+        ident = ev.identification
+        assert ident is not None
+        source = (
+            f"calibrated on {ev.folder}: stranger false-accept <= {ident.far_target:g} "
+            f"({ident.known_queries} known, {ident.stranger_queries} stranger queries, "
+            f"{time.strftime('%Y-%m-%d')})"
+        )
+        fs.set_threshold(ident.threshold, source)
+        print(
+            f"Gallery {fs.gallery_dir}: threshold set to {ident.threshold:.3f} ({source})",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _cmd_enroll(fs: FaceSearch, args: argparse.Namespace) -> int:

@@ -40,6 +40,15 @@ class FaceDetector:
         self.pad_retry = pad_retry
         self._mtcnn = None
 
+    def settings_key(self) -> str:
+        """Everything that changes which faces are found and how they are cropped (cache keys)."""
+        from .config import CROP_MARGIN, CROP_SIZE
+
+        return (
+            f"mtcnn|{self.min_face_size}|{self.thresholds}|{self.max_side}|{self.pad_retry}"
+            f"|crop{CROP_SIZE}m{CROP_MARGIN}"
+        )
+
     @property
     def mtcnn(self):
         if self._mtcnn is None:

@@ -265,6 +265,23 @@ class GalleryStore:
                 if rows:
                     yield _unpack(rows)
 
+    def person_templates(self, person_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Per person, the normalised mean of their face embeddings (their template)."""
+        sums: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in person_ids]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for pid, blob in self.db.execute(
+                f"SELECT person_id, embedding FROM faces WHERE person_id IN ({marks})", part
+            ):
+                vec = np.frombuffer(blob, dtype="<f4").astype(np.float64)
+                sums[pid] = sums[pid] + vec if pid in sums else vec
+        return {
+            pid: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+            for pid, v in sums.items()
+        }
+
 
 def _unpack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
     labels = np.array([r[0] for r in rows], dtype=np.int64)

@@ -40,12 +40,35 @@ def open_ro(path):
     return Gallery(path, MODEL, DIM)
 
 
-def test_search_finds_each_face_owner(filled):
-    path, recs, _ = filled
+def test_search_ranks_people_by_their_template(filled):
+    path, recs, ids = filled
+    queries = np.stack([r.embedding for r in recs])
     with open_ro(path) as g:
-        hits = g.search(np.stack([r.embedding for r in recs]), k_people=2)
+        hits = g.search(queries, k_people=2)
     assert [h[0].name for h in hits] == [r.person for r in recs]
-    assert all(h[0].distance < 1e-4 and h[1].name != h[0].name for h in hits)
+    assert all(h[1].name != h[0].name for h in hits)
+    # distance = 1 - cos(query, normalised mean of the person's faces); the label is their
+    # face closest to the query (here the query itself)
+    for name in ("ann", "bob"):
+        mean = np.mean([r.embedding for r in recs if r.person == name], axis=0)
+        template = mean / np.linalg.norm(mean)
+        for q, h, label in zip(queries, hits, ids):
+            cand = next(c for c in h if c.name == name) if name in {c.name for c in h} else None
+            if cand is not None:
+                assert cand.distance == pytest.approx(1 - q @ template, abs=1e-5)
+                if cand.name == h[0].name:
+                    assert cand.face_id == label
+
+
+def test_search_with_one_face_per_person_is_that_face(tmp_path):
+    rng = np.random.default_rng(1)
+    recs = records(rng, "ann", 1) + records(rng, "bob", 1) + records(rng, "cy", 1)
+    with Gallery(tmp_path / "g", MODEL, DIM, writable=True) as g:
+        g.add(recs)
+        hits = g.search(np.stack([r.embedding for r in recs]), k_people=3)
+    for r, h in zip(recs, hits):
+        assert h[0].name == r.person and h[0].distance == pytest.approx(0.0, abs=1e-5)
+        assert [c.distance for c in h] == sorted(c.distance for c in h)
 
 
 def test_remove_really_removes(filled):
@@ -177,3 +200,16 @@ def test_threshold_setting(filled):
         g.set_threshold(0.25, "calibrated on my photos")
     with open_ro(path) as g:
         assert g.threshold() == (0.25, "calibrated on my photos")
+
+
+def test_templates_follow_added_and_removed_faces(filled):
+    path, recs, _ = filled
+    rng = np.random.default_rng(7)
+    q = recs[0].embedding[None]
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        before = g.search(q, k_people=1)[0][0]
+        g.add(records(rng, "ann", 3, tag="more"))
+        after = g.search(q, k_people=1)[0][0]
+        assert after.name == "ann" and after.distance != pytest.approx(before.distance)
+        g.remove_person("ann")
+        assert g.search(q, k_people=2)[0][0].name == "bob"

@@ -1,0 +1,379 @@
+"""``facesearch evaluate`` / ``calibrate``: how well recognition works on the user's labelled photos.
+
+Every photo's subject is embedded once (as enroll would: the most prominent face), cached on disk,
+and then both protocols run on the cached embeddings:
+
+* verification: 1:1 pairs (LFW ``pairs.txt`` or sampled), 10-fold accuracy, ROC AUC, TAR@FAR;
+* open-set identification: for people with more than ``enroll_per_person`` photos the first ones
+  are enrolled and the rest queried; one-photo people are strangers who must come back unknown.
+  Scores are what ``identify`` computes: the nearest enrolled person's best face.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import metrics
+from .config import user_cache_dir
+from .crops import crop_faces
+from .detection import most_prominent
+from .errors import InputError
+from .evalset import EvalSet, Pairs, read_lfw_pairs, sample_pairs
+
+if TYPE_CHECKING:
+    from .pipeline import FaceSearch
+
+log = logging.getLogger(__name__)
+
+FARS = (0.01, 0.001)  # reported TAR@FAR points
+NO_FACE_DISTANCE = 2.0  # a pair or query whose photo has no face counts as the farthest possible
+
+
+@dataclass
+class SubjectEmbeddings:
+    """One embedding per photo of an ``EvalSet`` (zero row where no face was found)."""
+
+    vectors: np.ndarray
+    found: np.ndarray
+    seconds: float
+    cached: bool
+
+
+@dataclass
+class Verification:
+    pairs: int
+    source: str
+    no_face_pairs: int
+    kfold: metrics.KFold
+    auc: float
+    tar_at_far: dict[float, float]
+    threshold: float  # best-accuracy threshold over all pairs
+    dist: np.ndarray = field(repr=False)
+    same: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs,
+            "pairs_source": self.source,
+            "pairs_without_face": self.no_face_pairs,
+            "accuracy": round(self.kfold.accuracy, 5),
+            "accuracy_std": round(self.kfold.accuracy_std, 5),
+            "folds": len(self.kfold.fold_accuracy),
+            "auc": round(self.auc, 6),
+            "threshold": round(self.threshold, 4),
+            "tar_at_far": {f"{far:g}": round(tar, 5) for far, tar in self.tar_at_far.items()},
+        }
+
+
+@dataclass
+class Identification:
+    enrolled_people: int
+    enrolled_photos: int
+    known_queries: int
+    stranger_queries: int
+    strangers_simulated: bool
+    far_target: float
+    threshold: float
+    result: metrics.OpenSet = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        at = self.result.at(self.threshold)
+        grid = np.round(np.arange(0.20, 0.705, 0.05), 2)
+        return {
+            "enrolled_people": self.enrolled_people,
+            "enrolled_photos": self.enrolled_photos,
+            "known_queries": self.known_queries,
+            "stranger_queries": self.stranger_queries,
+            "strangers_simulated": self.strangers_simulated,
+            "rank1": round(self.result.rank1, 5),
+            "far_target": self.far_target,
+            "threshold": round(self.threshold, 4),
+            **{k: round(v, 5) for k, v in at.items()},
+            "tradeoff": [
+                {k: round(v, 5) for k, v in row.items()} for row in self.result.tradeoff(grid)
+            ],
+        }
+
+
+@dataclass
+class Evaluation:
+    folder: str
+    photos: int
+    people: int
+    photos_without_face: int
+    embed_seconds: float
+    embeddings_cached: bool
+    model: str
+    verification: Verification | None = None
+    identification: Identification | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "folder": self.folder,
+            "photos": self.photos,
+            "people": self.people,
+            "photos_without_face": self.photos_without_face,
+            "embed_seconds": round(self.embed_seconds, 1),
+            "embeddings_cached": self.embeddings_cached,
+            "model": self.model,
+        }
+        if self.verification is not None:
+            out["verification"] = self.verification.to_dict()
+        if self.identification is not None:
+            out["identification"] = self.identification.to_dict()
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# -- embeddings --------------------------------------------------------------------------------
+
+
+def _cache_key(evalset: EvalSet, fs: FaceSearch) -> str:
+    h = hashlib.sha256()
+    emb = fs.embedder
+    h.update(f"{emb.model_id}|{emb.precision}|{fs.detector.settings_key()}".encode())
+    for p in evalset.paths:
+        st = p.stat()
+        h.update(f"\n{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def embed_subjects(
+    evalset: EvalSet,
+    fs: FaceSearch,
+    cache_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SubjectEmbeddings:
+    """Embed each photo's subject, as enroll does; reuse a cached result for unchanged files."""
+    from .pipeline import _prefetch
+
+    fs.embedder.load()
+    cache = cache_dir / f"subjects-{_cache_key(evalset, fs)}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            with np.load(cache) as data:
+                vectors, found = data["vectors"], data["found"]
+            if vectors.shape == (len(evalset), fs.embedder.dim):
+                if progress:
+                    progress(len(evalset))
+                return SubjectEmbeddings(vectors, found, 0.0, cached=True)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("ignoring unreadable embedding cache %s (%s)", cache, err)
+    t0 = time.perf_counter()
+    vectors = np.zeros((len(evalset), fs.embedder.dim), np.float32)
+    found = np.zeros(len(evalset), bool)
+    window: list[tuple[int, Any]] = []
+    crops: list[Any] = []
+    rows: list[int] = []
+
+    def detect() -> None:
+        detected = fs.detector.detect_many([img.image for _, img in window])
+        for (i, img), faces in zip(window, detected):
+            if len(faces):
+                crops.append(crop_faces(img.image, faces[most_prominent(faces, img.size)]))
+                rows.append(i)
+        window.clear()
+
+    def embed() -> None:
+        import torch
+
+        if crops:
+            vectors[rows] = fs.embedder.embed(torch.cat(crops))
+            found[rows] = True
+        crops.clear()
+        rows.clear()
+
+    for i, loaded in enumerate(_prefetch(evalset.paths)):
+        if isinstance(loaded, Exception):
+            log.warning("%s", loaded)
+        else:
+            window.append((i, loaded))
+            if len(window) >= 8:
+                detect()
+            if len(crops) >= fs.embedder.batch_size:
+                embed()
+        if progress:
+            progress(1)
+    detect()
+    embed()
+    seconds = time.perf_counter() - t0
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, vectors=vectors, found=found)
+        tmp.replace(cache)
+    return SubjectEmbeddings(vectors, found, seconds, cached=False)
+
+
+# -- protocols ---------------------------------------------------------------------------------
+
+
+def verify_pairs(emb: SubjectEmbeddings, pairs: Pairs) -> Verification:
+    """Verification metrics over ``pairs`` (10-fold accuracy in LFW's folds when it has them)."""
+    v = emb.vectors
+    dist = 1.0 - np.sum(v[pairs.a] * v[pairs.b], axis=1, dtype=np.float64)
+    missing = ~(emb.found[pairs.a] & emb.found[pairs.b])
+    dist[missing] = NO_FACE_DISTANCE
+    roc = metrics.roc_curve(dist, pairs.same)
+    # LFW's 10-fold protocol over the pairs in order (a 3-fold file still gives 10 folds of
+    # its pairs, as facenet's validate_on_lfw does); sampled pairs are already shuffled.
+    kfold = metrics.kfold_accuracy(dist, pairs.same, folds=10)
+    _, best_t = metrics.best_threshold(dist, pairs.same)
+    return Verification(
+        pairs=len(pairs),
+        source=pairs.source,
+        no_face_pairs=int(missing.sum()),
+        kfold=kfold,
+        auc=metrics.auc(roc),
+        tar_at_far={far: metrics.tar_at_far(roc, far)[0] for far in FARS},
+        threshold=best_t,
+        dist=dist,
+        same=pairs.same,
+    )
+
+
+def person_templates(vectors: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(templates, person) with one row per person: the normalised mean of their vectors.
+
+    The same template the gallery ranks people by at ``identify`` time.
+    """
+    people = np.unique(owner)
+    sums = np.zeros((len(people), vectors.shape[1]), np.float64)
+    np.add.at(sums, np.searchsorted(people, owner), vectors)
+    norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return (sums / norms).astype(np.float32), people
+
+
+def nearest_person(
+    queries: np.ndarray,
+    templates: np.ndarray,
+    people: np.ndarray,
+    exclude: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: cosine distance to the nearest person's template, and that person.
+
+    ``exclude[i]`` (optional) is a person that query i must not match: its own identity, which
+    turns a known query into a simulated stranger.
+    """
+    dist = np.full(len(queries), NO_FACE_DISTANCE)
+    who = np.full(len(queries), -1)
+    for start in range(0, len(queries), 1024):
+        d = 1.0 - queries[start : start + 1024] @ templates.T
+        if exclude is not None:
+            d[people[None, :] == exclude[start : start + 1024, None]] = np.inf
+        j = d.argmin(1)
+        dist[start : start + len(d)] = d[np.arange(len(d)), j]
+        who[start : start + len(d)] = people[j]
+    return dist, who
+
+
+def open_set(
+    emb: SubjectEmbeddings, evalset: EvalSet, far: float, enroll_per_person: int = 1
+) -> Identification:
+    """Open-set identification with the first ``enroll_per_person`` photos of each person enrolled."""
+    if enroll_per_person < 1:
+        raise InputError("--enroll-per-person must be at least 1")
+    gal: list[int] = []
+    known: list[int] = []
+    strangers: list[int] = []
+    known_missing = stranger_missing = 0
+    for k in range(len(evalset.people)):
+        photos = evalset.photos_of(k)
+        with_face = [int(i) for i in photos if emb.found[i]]
+        if len(photos) > enroll_per_person:
+            if len(with_face) <= enroll_per_person:
+                continue  # too few usable photos to both enroll and query this person
+            gal += with_face[:enroll_per_person]
+            known += with_face[enroll_per_person:]
+            known_missing += len(photos) - len(with_face)
+        elif len(photos) == 1:
+            strangers += with_face
+            stranger_missing += len(photos) - len(with_face)
+    if not known:
+        raise InputError(
+            f"{evalset.root}: open-set identification needs people with more than "
+            f"{enroll_per_person} photo(s) to enroll and query"
+        )
+    v = emb.vectors
+    templates, people = person_templates(v[gal], evalset.person_of[gal])
+    kd, kwho = nearest_person(v[known], templates, people)
+    kright = kwho == evalset.person_of[known]
+    simulated = not strangers
+    if simulated:
+        # No one-photo people: each known query, with its own person left out, is a stranger.
+        if len(people) < 2:
+            raise InputError(f"{evalset.root}: needs at least 2 people to measure strangers")
+        sd, _ = nearest_person(v[known], templates, people, exclude=evalset.person_of[known])
+    else:
+        sd, _ = nearest_person(v[strangers], templates, people)
+    # photos where no face was found: a known query is missed, a stranger is (trivially) rejected
+    kd = np.r_[kd, np.full(known_missing, NO_FACE_DISTANCE)]
+    kright = np.r_[kright, np.zeros(known_missing, bool)]
+    sd = np.r_[sd, np.full(0 if simulated else stranger_missing, NO_FACE_DISTANCE)]
+    result = metrics.OpenSet(kd, kright, sd)
+    return Identification(
+        enrolled_people=len(people),
+        enrolled_photos=len(gal),
+        known_queries=len(kd),
+        stranger_queries=len(sd),
+        strangers_simulated=simulated,
+        far_target=far,
+        threshold=result.threshold_for_far(far),
+        result=result,
+    )
+
+
+def evaluate(
+    fs: FaceSearch,
+    folder: str | Path,
+    *,
+    pairs: str | Path | None = None,
+    verification: bool = True,
+    identification: bool = True,
+    far: float = 0.01,
+    enroll_per_person: int = 1,
+    cache_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run the chosen protocols on a folder-per-person set; see the module docstring."""
+    from .evalset import load_eval_set
+
+    if not 0.0 < far < 1.0:
+        raise InputError("--far must be between 0 and 1 (e.g. 0.01)")
+    if enroll_per_person < 1:
+        raise InputError("--enroll-per-person must be at least 1")
+    evalset = load_eval_set(folder)
+    pair_list = read_lfw_pairs(pairs, evalset) if pairs else None
+    if on_total:
+        on_total(len(evalset))
+    emb = embed_subjects(evalset, fs, cache_dir, progress)
+    ev = Evaluation(
+        folder=str(evalset.root),
+        photos=len(evalset),
+        people=len(evalset.people),
+        photos_without_face=int((~emb.found).sum()),
+        embed_seconds=emb.seconds,
+        embeddings_cached=emb.cached,
+        model=fs.embedder.model_id,
+    )
+    if verification:
+        ev.verification = verify_pairs(emb, pair_list or sample_pairs(evalset))
+    if identification:
+        ev.identification = open_set(emb, evalset, far, enroll_per_person)
+    return ev
+
+
+def default_cache_dir() -> Path:
+    return user_cache_dir() / "embeddings"

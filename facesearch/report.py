@@ -1,0 +1,178 @@
+"""The evaluation report folder: ``summary.txt``, ``summary.json`` and PNG plots (matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .errors import InputError
+from .evaluate import Evaluation
+
+
+def summary_text(ev: Evaluation) -> str:
+    """The human-readable summary printed by ``evaluate`` and saved as ``summary.txt``."""
+    lines = [
+        f"{ev.folder}: {ev.photos} photos of {ev.people} people, "
+        f"{ev.photos_without_face} without a detected face",
+        f"model {ev.model}; embeddings "
+        + ("from cache" if ev.embeddings_cached else f"computed in {ev.embed_seconds:.0f}s"),
+    ]
+    v = ev.verification
+    if v is not None:
+        k = v.kfold
+        lines += [
+            "",
+            f"Verification ({v.pairs} pairs, {v.source}; {v.no_face_pairs} with a photo lacking a face)",
+            f"  accuracy ({len(k.fold_accuracy)}-fold)  {k.accuracy * 100:.2f}% ± {k.accuracy_std * 100:.2f}",
+            f"  ROC AUC               {v.auc:.5f}",
+            *(f"  TAR @ FAR={far:<8g}   {tar * 100:.2f}%" for far, tar in v.tar_at_far.items()),
+            f"  best threshold        {v.threshold:.3f} (cosine distance)",
+        ]
+    i = ev.identification
+    if i is not None:
+        at = i.result.at(i.threshold)
+        stranger_kind = (
+            "simulated: each query with its own person left out"
+            if i.strangers_simulated
+            else "one-photo people"
+        )
+        lines += [
+            "",
+            f"Open-set identification ({i.enrolled_people} people enrolled with "
+            f"{i.enrolled_photos} photos; {i.known_queries} known queries; "
+            f"{i.stranger_queries} stranger queries, {stranger_kind})",
+            f"  rank-1 accuracy            {i.result.rank1 * 100:.2f}%",
+            f"  threshold                  {i.threshold:.3f} (largest with stranger false-accept <= {i.far_target:g})",
+            f"  known correctly named      {at['known_correct'] * 100:.2f}%",
+            f"  known wrongly named        {at['known_wrong'] * 100:.2f}%",
+            f"  strangers rejected         {at['stranger_rejected'] * 100:.2f}%",
+            f"  stranger false-accept      {at['stranger_false_accept'] * 100:.2f}%",
+            "",
+            f"  {'threshold':>9} {'known correct':>14} {'known wrong':>12} {'stranger FA':>12}",
+        ]
+        for row in i.result.tradeoff(np.round(np.arange(0.20, 0.705, 0.05), 2)):
+            lines.append(
+                f"  {row['threshold']:>9.2f} {row['known_correct'] * 100:>13.2f}% "
+                f"{row['known_wrong'] * 100:>11.2f}% {row['stranger_false_accept'] * 100:>11.2f}%"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(ev: Evaluation, directory: str | Path) -> list[Path]:
+    """Write the summary and plots into ``directory``; returns the files written."""
+    out = Path(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{out}: cannot create report folder ({err.strerror})") from err
+    import matplotlib
+
+    matplotlib.use("Agg")
+    written = [out / "summary.txt", out / "summary.json"]
+    written[0].write_text(summary_text(ev))
+    written[1].write_text(ev.to_json() + "\n")
+    if ev.verification is not None:
+        written += [_roc_plot(ev, out / "roc.png"), _pair_hist(ev, out / "distances.png")]
+    if ev.identification is not None:
+        written += [_openset_hist(ev, out / "openset_distances.png"), _det(ev, out / "det.png")]
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _roc_plot(ev: Evaluation, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    v = ev.verification
+    assert v is not None
+    roc = metrics.roc_curve(v.dist, v.same)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    far = np.maximum(roc.far, 1e-5)
+    ax.plot(far, roc.tar, lw=1.8, label=f"AUC {v.auc:.5f}")
+    for f, tar in v.tar_at_far.items():
+        ax.plot([f], [tar], "o", label=f"TAR {tar:.3f} @ FAR {f:g}")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4 if len(v.same) > 2000 else 1e-3, 1)
+    ax.set_ylim(max(0.0, float(roc.tar[far >= 1e-3].min()) - 0.02), 1.001)
+    ax.set_xlabel("false accept rate (different people accepted)")
+    ax.set_ylabel("true accept rate (same person accepted)")
+    ax.set_title(f"Verification ROC, {v.pairs} pairs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def _pair_hist(ev: Evaluation, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    v = ev.verification
+    assert v is not None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1.6, 81).tolist()
+    ax.hist(v.dist[v.same], bins, alpha=0.6, label="same person", color="tab:green")
+    ax.hist(v.dist[~v.same], bins, alpha=0.6, label="different people", color="tab:red")
+    ax.axvline(v.threshold, color="k", ls="--", label=f"best threshold {v.threshold:.3f}")
+    if ev.identification is not None:
+        t = ev.identification.threshold
+        ax.axvline(t, color="tab:blue", ls=":", label=f"open-set threshold {t:.3f}")
+    ax.set_xlabel("cosine distance")
+    ax.set_ylabel("pairs")
+    ax.set_title("Verification pairs: distance distributions")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _openset_hist(ev: Evaluation, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    i = ev.identification
+    assert i is not None
+    r = i.result
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1.6, 81).tolist()
+    ax.hist(r.known_dist[r.known_right], bins, alpha=0.6, label="known, nearest is right")
+    ax.hist(r.known_dist[~r.known_right], bins, alpha=0.6, label="known, nearest is wrong")
+    ax.hist(r.stranger_dist, bins, alpha=0.6, label="stranger (nearest anyone)")
+    ax.axvline(i.threshold, color="k", ls="--", label=f"threshold {i.threshold:.3f}")
+    ax.set_xlabel("cosine distance to the nearest enrolled person")
+    ax.set_ylabel("queries")
+    ax.set_title("Open-set identification")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _det(ev: Evaluation, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    i = ev.identification
+    assert i is not None
+    grid = np.linspace(0.0, 1.2, 601)
+    rows = i.result.tradeoff(grid)
+    fa = np.array([r["stranger_false_accept"] for r in rows])
+    miss = 1 - np.array([r["known_correct"] for r in rows])
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.plot(np.maximum(fa, 1e-4), miss, lw=1.8)
+    at = i.result.at(i.threshold)
+    ax.plot(
+        [max(at["stranger_false_accept"], 1e-4)],
+        [1 - at["known_correct"]],
+        "ko",
+        label=f"threshold {i.threshold:.3f}",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("stranger false-accept rate")
+    ax.set_ylabel("known queries not correctly named")
+    ax.set_title("Open-set trade-off (DET)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
