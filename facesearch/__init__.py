@@ -5,7 +5,7 @@ vectors, an HNSW index (cosine distance) finds the nearest enrolled faces, and S
 they are. Nothing is loaded on import.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .annotate import FaceAnnotator
 from .detection import FaceDetector, most_prominent

@@ -6,7 +6,7 @@ and then both protocols run on the cached embeddings:
 * verification: 1:1 pairs (LFW ``pairs.txt`` or sampled), 10-fold accuracy, ROC AUC, TAR@FAR;
 * open-set identification: for people with more than ``enroll_per_person`` photos the first ones
   are enrolled and the rest queried; one-photo people are strangers who must come back unknown.
-  Scores are what ``identify`` computes: the nearest enrolled person's best face.
+  Scores are what ``identify`` computes (``PersonScorer``).
 """
 
 from __future__ import annotations
@@ -243,39 +243,45 @@ def verify_pairs(emb: SubjectEmbeddings, pairs: Pairs) -> Verification:
     )
 
 
-def person_templates(vectors: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(templates, person) with one row per person: the normalised mean of their vectors.
+class PersonScorer:
+    """Scores queries against enrolled people exactly as ``Gallery.search`` does, in numpy.
 
-    The same template the gallery ranks people by at ``identify`` time.
+    A person's distance is the smaller of the distance to their closest enrolled face and to
+    their template (the normalised mean of their faces).
     """
-    people = np.unique(owner)
-    sums = np.zeros((len(people), vectors.shape[1]), np.float64)
-    np.add.at(sums, np.searchsorted(people, owner), vectors)
-    norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-    return (sums / norms).astype(np.float32), people
 
+    def __init__(self, vectors: np.ndarray, owner: np.ndarray) -> None:
+        order = np.argsort(owner, kind="stable")
+        self.faces = vectors[order]
+        owner = owner[order]
+        self.people, self.starts = np.unique(owner, return_index=True)
+        sums = np.add.reduceat(self.faces.astype(np.float64), self.starts, axis=0)
+        norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        self.templates = (sums / norms).astype(np.float32)
 
-def nearest_person(
-    queries: np.ndarray,
-    templates: np.ndarray,
-    people: np.ndarray,
-    exclude: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: cosine distance to the nearest person's template, and that person.
+    def distances(self, queries: np.ndarray) -> np.ndarray:
+        """(Q, people) distances."""
+        face_d = np.minimum.reduceat(1.0 - queries @ self.faces.T, self.starts, axis=1)
+        return np.minimum(face_d, 1.0 - queries @ self.templates.T)
 
-    ``exclude[i]`` (optional) is a person that query i must not match: its own identity, which
-    turns a known query into a simulated stranger.
-    """
-    dist = np.full(len(queries), NO_FACE_DISTANCE)
-    who = np.full(len(queries), -1)
-    for start in range(0, len(queries), 1024):
-        d = 1.0 - queries[start : start + 1024] @ templates.T
-        if exclude is not None:
-            d[people[None, :] == exclude[start : start + 1024, None]] = np.inf
-        j = d.argmin(1)
-        dist[start : start + len(d)] = d[np.arange(len(d)), j]
-        who[start : start + len(d)] = people[j]
-    return dist, who
+    def nearest(
+        self, queries: np.ndarray, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: the distance to the nearest person, and that person.
+
+        ``exclude[i]`` (optional) is a person that query i must not match: its own identity,
+        which turns a known query into a simulated stranger.
+        """
+        dist = np.full(len(queries), NO_FACE_DISTANCE)
+        who = np.full(len(queries), -1)
+        for start in range(0, len(queries), 1024):
+            d = self.distances(queries[start : start + 1024])
+            if exclude is not None:
+                d[self.people[None, :] == exclude[start : start + 1024, None]] = np.inf
+            j = d.argmin(1)
+            dist[start : start + len(d)] = d[np.arange(len(d)), j]
+            who[start : start + len(d)] = self.people[j]
+        return dist, who
 
 
 def open_set(
@@ -306,24 +312,24 @@ def open_set(
             f"{enroll_per_person} photo(s) to enroll and query"
         )
     v = emb.vectors
-    templates, people = person_templates(v[gal], evalset.person_of[gal])
-    kd, kwho = nearest_person(v[known], templates, people)
+    scorer = PersonScorer(v[gal], evalset.person_of[gal])
+    kd, kwho = scorer.nearest(v[known])
     kright = kwho == evalset.person_of[known]
     simulated = not strangers
     if simulated:
         # No one-photo people: each known query, with its own person left out, is a stranger.
-        if len(people) < 2:
+        if len(scorer.people) < 2:
             raise InputError(f"{evalset.root}: needs at least 2 people to measure strangers")
-        sd, _ = nearest_person(v[known], templates, people, exclude=evalset.person_of[known])
+        sd, _ = scorer.nearest(v[known], exclude=evalset.person_of[known])
     else:
-        sd, _ = nearest_person(v[strangers], templates, people)
+        sd, _ = scorer.nearest(v[strangers])
     # photos where no face was found: a known query is missed, a stranger is (trivially) rejected
     kd = np.r_[kd, np.full(known_missing, NO_FACE_DISTANCE)]
     kright = np.r_[kright, np.zeros(known_missing, bool)]
     sd = np.r_[sd, np.full(0 if simulated else stranger_missing, NO_FACE_DISTANCE)]
     result = metrics.OpenSet(kd, kright, sd)
     return Identification(
-        enrolled_people=len(people),
+        enrolled_people=len(scorer.people),
         enrolled_photos=len(gal),
         known_queries=len(kd),
         stranger_queries=len(sd),

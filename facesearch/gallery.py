@@ -276,33 +276,35 @@ class Gallery:
     def search(self, embeddings: np.ndarray, k_people: int = 5) -> list[list[Candidate]]:
         """Per query embedding, the nearest enrolled people, nearest first.
 
-        The HNSW index finds the nearest faces; the people they belong to are then ranked by the
-        distance to their template (the normalised mean of all their faces), which names
-        people enrolled with several photos more reliably than their single closest face
-        (README, "Accuracy"). With one photo per person the two are the same.
+        The HNSW index finds the nearest faces; each person they belong to is scored by the
+        smaller of two cosine distances: to their closest face and to their template (the
+        normalised mean of all their faces). The template names people enrolled with several
+        photos more reliably; the closest face keeps people who look different across their
+        photos. With one photo per person both are the same (README, "Accuracy").
         """
         n = len(self.index)
         if n == 0:
             return [[] for _ in range(len(embeddings))]
         k_faces = min(n, max(64, 8 * k_people))
-        labels, _ = self.index.search(embeddings, k_faces)
+        labels, dists = self.index.search(embeddings, k_faces)
         owners = self.store.owners(np.unique(labels[labels >= 0]).tolist())
-        per_query: list[dict[int, tuple[str, int]]] = []
-        for row in labels:
-            people: dict[int, tuple[str, int]] = {}  # person id -> (name, closest face label)
-            for label in row:
+        per_query: list[dict[int, tuple[str, int, float]]] = []
+        for row_l, row_d in zip(labels, dists):
+            # person id -> (name, closest face label, its distance); rows are nearest first
+            people: dict[int, tuple[str, int, float]] = {}
+            for label, dist in zip(row_l, row_d):
                 owner = owners.get(int(label))
                 if owner is not None and owner[0] not in people:
-                    people[owner[0]] = (owner[1], int(label))
+                    people[owner[0]] = (owner[1], int(label), float(dist))
             per_query.append(people)
         templates = self._templates({pid for people in per_query for pid in people})
         out: list[list[Candidate]] = []
         for query, people in zip(np.asarray(embeddings, np.float32), per_query):
             cands = []
-            for pid, (name, label) in people.items():
+            for pid, (name, label, face_dist) in people.items():
                 if pid not in templates:  # removed by a writer since the index was read
                     continue
-                d = float(1.0 - np.dot(query, templates[pid]))
+                d = min(face_dist, float(1.0 - np.dot(query, templates[pid])))
                 cands.append(Candidate(name, pid, label, 1.0 - d, d))
             cands.sort(key=lambda c: c.distance)
             out.append(cands[:k_people])

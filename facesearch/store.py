@@ -152,7 +152,8 @@ class GalleryStore:
         if stored_model != model_id or int(stored_dim or 0) != dim:
             raise ModelMismatchError(
                 f"{self.path}: gallery was built with {stored_model} ({stored_dim}-d), "
-                f"not {model_id} ({dim}-d); use another --gallery or re-enroll"
+                f"not {model_id} ({dim}-d); its vectors cannot be compared: use another "
+                "--gallery, or enroll the photos again into a new one"
             )
 
     # -- faces and people ----------------------------------------------------------------------

@@ -186,9 +186,7 @@ def test_calibrate_stores_the_threshold_and_info_says_where_from(
         (["calibrate", "{subset}", "--enroll-per-person", "0"], "at least 1"),
     ],
 )
-def test_evaluate_bad_input_is_one_line_error(
-    capsys, subset, tmp_path, cache_home, args, message
-):
+def test_evaluate_bad_input_is_one_line_error(capsys, subset, tmp_path, cache_home, args, message):
     argv = ["--gallery", str(tmp_path / "g")] + [a.format(subset=subset) for a in args]
     code = main(argv + ["--no-progress"])
     _, err = capsys.readouterr()

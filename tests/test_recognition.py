@@ -113,3 +113,26 @@ def test_no_face_image_gives_no_faces(fs, tmp_path):
 def test_threshold_zero_names_nobody(fs):
     faces = fs.identify(FACES / "bbt" / "group" / "bbt2.jpg", threshold=0.0).faces
     assert all(f.name is None and f.similarity is not None for f in faces)
+
+
+def test_flip_tta_embedding_is_mirror_invariant_and_matches_its_definition(detector, embedder):
+    import torch
+
+    from facesearch import FaceEmbedder
+    from facesearch.crops import crop_faces
+    from facesearch.images import load_image
+
+    img = load_image(CELEB / "val" / "madonna" / "3.jpg").image
+    crops = crop_faces(img, detector.detect(img))
+    mirrored = torch.flip(crops, dims=[3])
+    assert embedder.flip
+    both = embedder.embed(torch.cat([crops, mirrored]))
+    n = len(crops)
+    # the average of a crop and its mirror image does not change when the crop is mirrored
+    assert np.allclose(both[:n], both[n:], atol=2e-3)
+    plain = FaceEmbedder(precision=embedder.precision, flip=False)
+    plain._model, plain.weights_path = embedder._model, embedder.weights_path  # share the weights
+    a, b = plain.embed(crops), plain.embed(mirrored)
+    expected = (a + b) / np.linalg.norm(a + b, axis=1, keepdims=True)
+    assert np.allclose(both[:n], expected, atol=2e-3)
+    assert plain.model_id != embedder.model_id  # a gallery never mixes the two
