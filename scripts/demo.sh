@@ -4,7 +4,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 cd "$REPO"
 "$VENV/bin/python" scripts/fetch_samples.py
-GALLERY="${FACESEARCH_GALLERY:-$REPO/out/demo-gallery}"
+if [[ -n "${FACESEARCH_GALLERY:-}" ]]; then
+  GALLERY="$FACESEARCH_GALLERY"
+else
+  GALLERY="$REPO/out/demo-gallery"
+  rm -rf "$GALLERY"  # the demo's own gallery starts fresh (an older version's would be refused)
+fi
 fs() { "$VENV/bin/facesearch" --gallery "$GALLERY" "$@"; }
 echo "== facesearch enroll sample_images/people  (gallery: $GALLERY)"
 fs enroll sample_images/people
