@@ -121,6 +121,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="also store the open-set threshold in the gallery (as the calibrate command does)",
     )
 
+    p = add("live", "recognise faces live in a camera, video file or network stream")
+    p.add_argument(
+        "--source",
+        default="0",
+        help="camera number (default 0), video file, or rtsp:// / http:// stream URL",
+    )
+    p.add_argument(
+        "--headless", action="store_true", help="no window (automatic when there is no display)"
+    )
+    p.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
+    p.add_argument(
+        "--events", metavar="FILE", help="append JSON lines (appear/recognized/leave); - = stdout"
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a file at its own speed, skipping frames the loop cannot keep up with",
+    )
+    p.add_argument(
+        "--enroll-key",
+        action="store_true",
+        help="in the window: press e, type a name, Enter: enrolls the largest face in view",
+    )
+    p.add_argument(
+        "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
+    )
+    p.add_argument(
+        "--detect-width",
+        type=int,
+        default=640,
+        metavar="PX",
+        help="frames wider than this are downscaled for detection (default 640)",
+    )
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=2,
+        metavar="N",
+        help="run the face detector every Nth frame, tracking in between (default 2)",
+    )
+    p.add_argument(
+        "--min-face",
+        type=int,
+        default=20,
+        metavar="PX",
+        help="smallest face looked for, in pixels of the detection frame (default 20)",
+    )
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+
     p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
     _eval_options(p, far_default=0.001)
     return parser
@@ -246,9 +295,81 @@ def run(args: argparse.Namespace) -> int:
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s"
             )
             return 0
+        if args.command == "live":
+            return _cmd_live(fs, args)
         if args.command in ("evaluate", "calibrate"):
             return _cmd_evaluate(fs, args)
     raise AssertionError(args.command)
+
+
+def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
+    from .live import LiveOptions, display_available, run_live
+    from .video import FrameSource, parse_source
+
+    for flag, value, low in (
+        ("--detect-width", args.detect_width, 64),
+        ("--detect-every", args.detect_every, 1),
+        ("--min-face", args.min_face, 12),
+    ):
+        if value < low:
+            raise InputError(f"{flag} must be at least {low}")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 2.0:
+        raise InputError("--threshold is a cosine distance between 0 and 2")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError("--max-frames must be at least 1")
+    show = not args.headless and display_available()
+    if args.enroll_key and not show:
+        raise InputError("--enroll-key needs a window (a display), and is not for --headless")
+    if not show and not args.headless:
+        print(f"{PROG}: no display: running headless", file=sys.stderr)
+    fs.threshold()  # fail now (no gallery, wrong model) rather than after the camera opened
+    options = LiveOptions(
+        detect_width=args.detect_width,
+        detect_every=args.detect_every,
+        min_face=args.min_face,
+        threshold=args.threshold,
+    )
+    events_out = None
+    if args.events == "-":
+        events_out = sys.stdout
+    elif args.events:
+        try:
+            events_out = open(args.events, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as err:
+            raise InputError(f"{args.events}: cannot write events ({err.strerror})") from err
+
+    def on_event(ev: Any) -> None:
+        if events_out is not None:
+            events_out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+            events_out.flush()
+
+    source = FrameSource(parse_source(args.source), realtime=args.realtime)
+    try:
+        with source:
+            print(
+                f"{PROG}: {source.kind} {args.source}: {source.width}x{source.height}"
+                + (f" at {source.fps:.0f} fps" if source.fps else ""),
+                file=sys.stderr,
+            )
+            stats = run_live(
+                fs,
+                source,
+                options=options,
+                show=show,
+                output=args.output,
+                on_event=on_event,
+                enroll_key=args.enroll_key,
+                max_frames=args.max_frames,
+            )
+    finally:
+        if events_out is not None and events_out is not sys.stdout:
+            events_out.close()
+    print(
+        f"{PROG}: {stats.frames} frames in {stats.seconds:.1f}s ({stats.fps:.1f} FPS), "
+        f"{stats.embedded_faces} face embeddings, {source.dropped} frames skipped",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:

@@ -79,6 +79,7 @@ class Gallery:
             self.store = GalleryStore(db_path, readonly=not writable)
             self.store.ensure_model(model_id, dim)
             self.index = self._open_index()
+            self.generation = self.store.generation
         except BaseException:
             self._release_lock()
             raise
@@ -239,6 +240,10 @@ class Gallery:
         self.index = self._build_index()
         self._save_index(self.index)
         return len(self.index)
+
+    def changed_since_open(self) -> bool:
+        """Whether another process has written to the database since this one opened it."""
+        return self.store.generation != self.generation
 
     def _require_writable(self) -> None:
         if not self.writable:

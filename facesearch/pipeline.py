@@ -27,7 +27,18 @@ from .gallery import Gallery
 from .images import LoadedImage, iter_files, load_image, to_rgb
 from .names import validate_name
 from .store import FaceRecord
-from .types import Box, ChosenFace, EnrollReport, FaceMatch, ImageResult, Person, Skip, as_box
+from .types import (
+    Box,
+    Candidate,
+    ChosenFace,
+    EnrollReport,
+    FaceMatch,
+    Faces,
+    ImageResult,
+    Person,
+    Skip,
+    as_box,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -243,6 +254,61 @@ class FaceSearch:
                 yield self.identify(image, threshold=threshold, top_k=top_k)
             except InputError as err:
                 yield err
+
+    def search_embeddings(self, vectors: np.ndarray, top_k: int = 3) -> list[list[Candidate]]:
+        """Nearest enrolled people for already computed embeddings (e.g. from a video loop)."""
+        return self._read_gallery().search(vectors, k_people=top_k)
+
+    def threshold(self) -> float:
+        """The match threshold in force for this gallery."""
+        return self._read_gallery().threshold()[0]
+
+    def refresh(self) -> bool:
+        """Reopen the gallery if another process changed it; returns True when it did."""
+        if self._reader is not None and self._reader.changed_since_open():
+            self._invalidate_reader()
+            return True
+        return False
+
+    def enroll_face(
+        self,
+        name: str,
+        image: ImageInput,
+        *,
+        box: Box | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Enroll one face of an in-memory image (a video frame): the one at ``box``, else the
+        most prominent. Returns its label. The same pixels cannot be enrolled twice."""
+        import hashlib
+
+        name = validate_name(name)
+        label, pil = _as_image(image)
+        if box is None:
+            faces = self.detector.detect(pil)
+            if len(faces) == 0:
+                raise InputError(f"{label}: no face detected")
+            faces = faces[most_prominent(faces, pil.size)]
+        else:
+            faces = Faces(
+                np.array([box], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32)
+            )
+        vector = self.embedder.embed(crop_faces(pil, faces))[0]
+        digest = hashlib.sha256(pil.tobytes()).hexdigest()
+        self._invalidate_reader()
+        with self._open(writable=True) as gallery:
+            owner = gallery.owner_of_hash(digest)
+            if owner is not None:
+                raise InputError(f"this image is already enrolled as {owner!r}")
+            record = FaceRecord(
+                name,
+                source or label,
+                digest,
+                as_box(faces.boxes[0]),
+                float(faces.scores[0]),
+                vector,
+            )
+            return gallery.add([record])[0]
 
     # -- gallery management --------------------------------------------------------------------
 

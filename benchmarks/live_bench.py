@@ -1,0 +1,186 @@
+"""Live recognition speed: the naive per-frame loop vs facesearch's live loop, in one run.
+
+The frames of a real video (default ``../shared/faces/facenet_pytorch_data/video.mp4``, 1920x1080,
+105 frames of people walking) are decoded once, resized to each size, and fed from memory to:
+
+* naive: every frame, facenet-pytorch ``MTCNN(keep_all=True)`` for the face crops, then
+  ``InceptionResnetV1`` on one face at a time and an exact search of the gallery;
+* facesearch: ``LiveRecognizer.process`` (tracking; embeddings only for new, unconfirmed, moved
+  or periodically re-checked faces, batched; detection on a copy at most ``--detect-width`` wide),
+  with the default options (detection on every second frame) and with detection on every frame.
+
+FPS = frames / wall time; latency = from a frame being handed over to its labels being ready
+(p50 / p95). Both search the same gallery (``--gallery``, default: a temporary one with
+lfw_dev's first 500 photos enrolled).
+
+    python benchmarks/live_bench.py [--sizes 640x480,1920x1080] [--repeat 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import FACES, LFW_DEV, person_photos, use_shared_models
+
+VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    if not frames:
+        sys.exit(f"{path}: no frames")
+    return frames
+
+
+def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> dict:
+    import cv2
+    from facenet_pytorch import MTCNN, InceptionResnetV1
+    from PIL import Image
+
+    from facesearch.weights import load_state_dict
+
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    resnet = InceptionResnetV1(pretrained=None).eval()
+    resnet.load_state_dict(load_state_dict(weights))
+    lat = []
+    faces = 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for f in frames:
+            t = time.perf_counter()
+            crops = mtcnn(Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)))
+            if crops is not None:
+                for c in crops:  # one face at a time
+                    e = torch.nn.functional.normalize(resnet(c[None]), dim=1).numpy()
+                    int(np.argmax(gallery @ e[0]))
+                    faces += 1
+            lat.append(time.perf_counter() - t)
+    return summary("naive (MTCNN + FaceNet per face, every frame)", frames, lat, t0, faces)
+
+
+def facesearch_loop(frames: list[np.ndarray], fs, options, label: str) -> dict:
+    from facesearch.live import LiveRecognizer
+    from facesearch.video import Frame
+
+    rec = LiveRecognizer(fs, options)
+    lat = []
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        r = rec.process(Frame(i, i / 25.0, f, time.perf_counter()))
+        lat.append(r.latency)
+    out = summary(label, frames, lat, t0, rec.stats.embedded_faces)
+    out["detected_frames"] = rec.stats.detected_frames
+    out["tracks"] = rec.tracker._next_id - 1
+    return out
+
+
+def summary(label: str, frames: list, lat: list[float], t0: float, faces: int) -> dict:
+    seconds = time.perf_counter() - t0
+    lat_sorted = sorted(lat)
+    return {
+        "method": label,
+        "frames": len(frames),
+        "fps": len(frames) / seconds,
+        "latency_p50_ms": 1000 * statistics.median(lat),
+        "latency_p95_ms": 1000 * lat_sorted[int(0.95 * (len(lat) - 1))],
+        "embeddings": faces,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--video", type=Path, default=VIDEO)
+    ap.add_argument("--sizes", default="640x480,1920x1080")
+    ap.add_argument("--repeat", type=int, default=2, help="passes over the video per method")
+    ap.add_argument("--gallery", type=Path, help="an enrolled gallery to search")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    use_shared_models()
+    import cv2
+
+    from facesearch import FaceSearch
+    from facesearch.live import LiveOptions
+
+    torch.set_num_threads(torch.get_num_threads())
+    tmp = None
+    if args.gallery is None:
+        tmp = tempfile.TemporaryDirectory()
+        gdir = Path(tmp.name) / "people"
+        n = 0
+        for name, photos in person_photos(LFW_DEV).items():
+            (gdir / name).mkdir(parents=True)
+            for p in photos:
+                (gdir / name / p.name).symlink_to(p)
+                n += 1
+            if n >= 500:
+                break
+        args.gallery = Path(tmp.name) / "gallery"
+        FaceSearch(args.gallery, device=args.device).enroll(gdir)
+    fs = FaceSearch(args.gallery, device=args.device)
+    fs.embedder.load()
+    emb = np.concatenate([v for _, v in fs._read_gallery().store.embeddings()])
+    raw = read_frames(args.video)
+    device = str(fs.embedder.device)
+    print(
+        f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "
+        f"{len(emb)} faces; device {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.repeat} pass(es) per method"
+    )
+    rows = []
+    for size in args.sizes.split(","):
+        w, h = (int(x) for x in size.split("x"))
+        frames = [f if f.shape[1] == w else cv2.resize(f, (w, h), cv2.INTER_AREA) for f in raw]
+        frames = frames * args.repeat
+        results = []
+        if not args.skip_naive:
+            results.append(naive_loop(frames, emb, fs.embedder.weights_path))
+        results.append(facesearch_loop(frames, fs, LiveOptions(), "facesearch live (default)"))
+        results.append(
+            facesearch_loop(
+                frames, fs, LiveOptions(detect_every=1), "facesearch live, --detect-every 1"
+            )
+        )
+        base = results[0]["fps"]
+        print(f"\n{w}x{h}")
+        print(
+            f"{'method':<48} {'FPS':>6} {'vs first':>8} {'p50 ms':>7} {'p95 ms':>7} {'embeddings':>10}"
+        )
+        for r in results:
+            r.update(size=size, device=device, speedup=r["fps"] / base)
+            print(
+                f"{r['method']:<48} {r['fps']:>6.1f} {r['speedup']:>7.2f}x "
+                f"{r['latency_p50_ms']:>7.0f} {r['latency_p95_ms']:>7.0f} {r['embeddings']:>10}"
+            )
+        rows += results
+    if args.json:
+        args.json.write_text(json.dumps({"results": rows}, indent=2))
+    fs.close()
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""Live recognition: detect, track, and name faces in a video stream, smoothly on a CPU.
+
+Per frame: MTCNN on a copy downscaled to ``detect_width`` (every ``detect_every`` frames; on
+the frames between, tracks move by their velocity), IoU tracking, then only the tracks that need
+it (new, unconfirmed, due for a periodic re-check, or moved a lot) are cropped from the
+full-resolution frame and embedded, all in one batch, and searched in the gallery. Names are
+confirmed by votes (``tracking``), and events are emitted when a face appears, is recognised and
+leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .tracking import Track, Tracker
+from .types import Box, Faces, as_box
+from .video import Frame
+
+if TYPE_CHECKING:
+    from .detection import FaceDetector
+    from .pipeline import FaceSearch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveOptions:
+    """Knobs of the live loop; the defaults are what ``benchmarks/live_bench.py`` measured."""
+
+    detect_width: int = 640  # frames wider than this are downscaled for detection
+    detect_every: int = 2  # run the detector on every Nth frame, predict tracks in between
+    min_face: int = 20  # smallest face searched, in detection-frame pixels
+    recheck_frames: int = 25  # re-embed a track with a verdict this often (frames)
+    sure_margin: float = 0.08  # a first result this far on either side of the threshold decides
+    threshold: float | None = None  # None: the gallery's
+    refresh_s: float = 2.0  # how often to look for gallery changes made by others
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One line of ``--events``: a face appeared, was recognised (or renamed), or left."""
+
+    t: float
+    frame: int
+    event: str  # "appear" | "recognized" | "leave"
+    track: int
+    name: str | None
+    similarity: float | None
+    box: Box
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t": round(self.t, 3),
+            "frame": self.frame,
+            "event": self.event,
+            "track": self.track,
+            "name": self.name,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "box": [round(v, 1) for v in self.box],
+        }
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    tracks: list[Track]
+    events: list[LiveEvent]
+    detected: bool
+    embedded: int
+    latency: float = 0.0  # seconds from capture to this result
+
+
+@dataclass
+class LiveStats:
+    frames: int = 0
+    detected_frames: int = 0
+    embedded_faces: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class LiveRecognizer:
+    """Turns frames into tracked, named faces and events (no I/O: see ``run_live``)."""
+
+    def __init__(
+        self,
+        fs: FaceSearch,
+        options: LiveOptions | None = None,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        from .detection import FaceDetector
+
+        self.fs = fs
+        self.options = options or LiveOptions()
+        # no padded retry: an empty frame is normal in video, and the retry doubles its cost
+        self.detector = detector or FaceDetector(
+            device=str(fs.embedder.device), min_face_size=self.options.min_face, pad_retry=0.0
+        )
+        self.tracker = Tracker(recheck_frames=self.options.recheck_frames)
+        self._threshold = self._gallery_threshold()
+        self._checked = time.perf_counter()
+        self._last_detect: int | None = None
+        self.stats = LiveStats()
+
+    def _gallery_threshold(self) -> float:
+        if self.options.threshold is not None:
+            return self.options.threshold
+        return self.fs.threshold()
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Detect/track/recognise one frame."""
+        import cv2
+
+        opts = self.options
+        now = time.perf_counter()
+        if now - self._checked >= opts.refresh_s:
+            self._checked = now
+            if self.fs.refresh():
+                self._threshold = self._gallery_threshold()
+                self.forget_names()
+        events: list[LiveEvent] = []
+        idx = frame.index
+        detect = self._last_detect is None or idx - self._last_detect >= opts.detect_every
+        rgb: np.ndarray | None = None
+        if detect:
+            self._last_detect = idx
+            h, w = frame.image.shape[:2]
+            scale = min(1.0, opts.detect_width / w)
+            small = frame.image
+            if scale < 1.0:
+                small = cv2.resize(
+                    small, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+                )
+            from PIL import Image
+
+            faces = self.detector.detect(Image.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
+            update = self.tracker.update(faces.boxes / scale, faces.scores, idx)
+            for t in update.appeared:
+                events.append(self._event(frame, "appear", t))
+            for t in update.ended:
+                events.append(self._event(frame, "leave", t))
+            shown = self.tracker.recent(idx)
+        else:
+            self.tracker.predict()
+            shown = self.tracker.recent(idx, within=opts.detect_every)
+        due = [t for t in self.tracker.recent(idx) if self.tracker.needs_embedding(t, idx)]
+        if due:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            events += self._recognise(frame, rgb, due)
+        self.stats.frames += 1
+        self.stats.detected_frames += int(detect)
+        self.stats.embedded_faces += len(due)
+        result = FrameResult(frame, shown, events, detect, len(due))
+        result.latency = time.perf_counter() - frame.captured
+        self.stats.latencies.append(result.latency)
+        return result
+
+    def _recognise(self, frame: Frame, rgb: np.ndarray, tracks: list[Track]) -> list[LiveEvent]:
+        from PIL import Image
+
+        from .crops import crop_faces
+
+        h, w = rgb.shape[:2]
+        boxes = np.array([t.box for t in tracks], np.float32)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        ok = (boxes[:, 2] - boxes[:, 0] >= 4) & (boxes[:, 3] - boxes[:, 1] >= 4)
+        tracks = [t for t, k in zip(tracks, ok) if k]
+        if not tracks:
+            return []
+        faces = Faces(boxes[ok], np.ones(len(tracks), np.float32), np.zeros((len(tracks), 5, 2)))
+        vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
+        events = []
+        for t, cands in zip(tracks, self.fs.search_embeddings(vectors, top_k=1)):
+            best = cands[0] if cands else None
+            dist = best.distance if best is not None else 2.0
+            name = best.name if best is not None and dist <= self._threshold else None
+            sim = best.similarity if best is not None else None
+            sure = abs(dist - self._threshold) >= self.options.sure_margin
+            if self.tracker.vote(t, name, sim, frame.index, sure) and t.name is not None:
+                events.append(self._event(frame, "recognized", t))
+        return events
+
+    def forget_names(self) -> None:
+        """Make every track be recognised again (after the gallery changed)."""
+        for t in self.tracker.tracks:
+            t.votes.clear()
+            t.embedded_frame = None
+
+    def finish(self, frame: Frame | None) -> list[LiveEvent]:
+        """ "leave" events for the tracks still open when the stream ends."""
+        if frame is None:
+            return []
+        events = [self._event(frame, "leave", t) for t in self.tracker.tracks]
+        self.tracker.tracks = []
+        return events
+
+    @staticmethod
+    def _event(frame: Frame, kind: str, track: Track) -> LiveEvent:
+        box = track.seen_box if kind == "leave" and track.seen_box is not None else track.box
+        return LiveEvent(
+            frame.t, frame.index, kind, track.id, track.name, track.similarity, as_box(box)
+        )
+
+
+# -- drawing -----------------------------------------------------------------------------------
+
+
+def draw_overlay(image: np.ndarray, result: FrameResult, fps: float, note: str = "") -> np.ndarray:
+    """Boxes, names/unknown, similarity and FPS drawn onto the BGR frame (in place)."""
+    import cv2
+
+    for t in result.tracks:
+        x1, y1, x2, y2 = (int(round(v)) for v in t.box)
+        if t.name is not None:
+            color, label = (60, 200, 60), f"{t.name} {t.similarity or 0:.2f}"
+        elif t.decided:
+            color, label = (
+                (50, 50, 230),
+                "unknown" + (f" {t.similarity:.2f}" if t.similarity else ""),
+            )
+        else:
+            color, label = (200, 200, 200), "..."
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(y1 - th - 6, 0)
+        cv2.rectangle(image, (x1, top), (x1 + tw + 6, top + th + 6), color, -1)
+        cv2.putText(
+            image, label, (x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+        )
+    status = f"{fps:.1f} FPS" + (f"  {note}" if note else "")
+    cv2.putText(image, status, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3)
+    cv2.putText(image, status, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1)
+    return image
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def display_available() -> bool:
+    """Whether a window can be shown (a display server and an OpenCV build with a GUI)."""
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    import cv2
+
+    try:
+        cv2.namedWindow("facesearch-probe", cv2.WINDOW_NORMAL)
+        cv2.destroyWindow("facesearch-probe")
+        return True
+    except cv2.error:
+        return False
+
+
+class _NameEntry:
+    """Typing a name in the window for ``--enroll-key``: e, then the name, Enter (Esc cancels)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.text = ""
+
+    def key(self, code: int) -> str | None:
+        """Feed one key; returns the name when Enter completes it."""
+        if code in (13, 10):
+            name, self.active, self.text = self.text.strip(), False, ""
+            return name or None
+        if code == 27:
+            self.active, self.text = False, ""
+        elif code in (8, 127):
+            self.text = self.text[:-1]
+        elif 32 <= code < 127:
+            self.text += chr(code)
+        return None
+
+
+def run_live(
+    fs: FaceSearch,
+    source: Any,
+    *,
+    options: LiveOptions | None = None,
+    show: bool = False,
+    output: str | None = None,
+    on_event: Callable[[LiveEvent], None] | None = None,
+    enroll_key: bool = False,
+    max_frames: int | None = None,
+    log_every_s: float = 5.0,
+) -> LiveStats:
+    """Run the loop over an opened ``FrameSource`` until it ends, ``max_frames``, or q/Esc."""
+    import cv2
+
+    rec = LiveRecognizer(fs, options)
+    writer = None
+    entry = _NameEntry()
+    note = ""
+    last: Frame | None = None
+    fps = 0.0
+    t_start = t_log = time.perf_counter()
+    window = "facesearch live"
+    try:
+        while max_frames is None or rec.stats.frames < max_frames:
+            frame = source.read(timeout=None)
+            if frame is None:
+                break
+            t_frame = time.perf_counter()
+            result = rec.process(frame)
+            last = frame
+            for ev in result.events:
+                if on_event:
+                    on_event(ev)
+            dt = time.perf_counter() - t_frame
+            fps = 0.9 * fps + 0.1 * (1.0 / max(dt, 1e-6)) if fps else 1.0 / max(dt, 1e-6)
+            if show or output:
+                shown_note = f"name: {entry.text}_" if entry.active else note
+                image = draw_overlay(frame.image.copy(), result, fps, shown_note)
+                if output:
+                    if writer is None:
+                        writer = _open_writer(output, image, source)
+                    writer.write(image)
+                if show:
+                    cv2.imshow(window, image)
+                    code = cv2.waitKey(1) & 0xFF
+                    if entry.active:
+                        name = entry.key(code) if code != 255 else None
+                        if name:
+                            note = _enroll_from_frame(fs, rec, frame, name)
+                    elif code in (ord("q"), 27):
+                        break
+                    elif code == ord("e") and enroll_key:
+                        entry.active = True
+            now = time.perf_counter()
+            if now - t_log >= log_every_s:
+                t_log = now
+                log.info(
+                    "frame %d: %.1f FPS, %d tracks, %d dropped",
+                    frame.index,
+                    rec.stats.frames / (now - t_start),
+                    len(result.tracks),
+                    getattr(source, "dropped", 0),
+                )
+    finally:
+        for ev in rec.finish(last):
+            if on_event:
+                on_event(ev)
+        rec.stats.seconds = time.perf_counter() - t_start
+        if writer is not None:
+            writer.release()
+        if show:
+            cv2.destroyAllWindows()
+    if getattr(source, "error", None) is not None:
+        raise source.error
+    return rec.stats
+
+
+def _open_writer(path: str, image: np.ndarray, source: Any) -> Any:
+    import cv2
+
+    from .errors import InputError
+
+    fps = getattr(source, "fps", 0.0) or 25.0
+    if getattr(source, "latest_only", False):
+        fps = min(fps, 15.0)  # a live source is processed at about this rate, not the camera's
+    h, w = image.shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise InputError(f"{path}: cannot write a video here (check the folder and the extension)")
+    return writer
+
+
+def _enroll_from_frame(fs: FaceSearch, rec: LiveRecognizer, frame: Frame, name: str) -> str:
+    """Enroll the largest face in view under ``name``; returns a status line for the window."""
+    import cv2
+
+    from .errors import FaceSearchError
+
+    tracks = rec.tracker.recent(frame.index, within=rec.options.detect_every)
+    if not tracks:
+        return "no face in view to enroll"
+    big = max(tracks, key=lambda t: (t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
+    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+    try:
+        fs.enroll_face(name, rgb, box=as_box(big.box), source=f"live frame {frame.index}")
+    except FaceSearchError as err:
+        log.warning("enroll failed: %s", err)
+        return f"not enrolled: {err}"
+    rec.forget_names()
+    return f"enrolled {name}"

@@ -1,0 +1,189 @@
+"""The live loop on a real clip assembled from ../shared/faces photos, run headless."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import FACES
+from facesearch import FaceSearch
+from facesearch.cli import main
+from facesearch.live import LiveOptions, LiveRecognizer
+from facesearch.video import Frame
+
+W, H, FPS = 640, 480, 10
+SEGMENT, GAP = 30, 14  # frames a person is in view, empty frames between people
+# (truth, photo): two enrolled people (their val photos; the gallery has their train photos)
+# and a stranger who is in no gallery
+PEOPLE = [
+    ("ben_afflek", FACES / "celebrity5" / "val" / "ben_afflek" / "1.jpg"),
+    ("mindy_kaling", FACES / "celebrity5" / "val" / "mindy_kaling" / "2.jpg"),
+    (None, FACES / "lfw_dev" / "images" / "Abbas_Kiarostami" / "Abbas_Kiarostami_0001.jpg"),
+]
+
+
+def face_patch(detector, path, size=170):
+    """The photo's main face, cropped square with some context and resized to ``size``."""
+    import cv2
+
+    from facesearch.detection import most_prominent
+    from facesearch.images import load_image
+
+    img = load_image(path)
+    faces = detector.detect(img.image)
+    x1, y1, x2, y2 = faces.boxes[most_prominent(faces, img.size)]
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, 0.8 * max(x2 - x1, y2 - y1)
+    rgb = np.asarray(img.image)
+    pad = int(half) + 2
+    rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    crop = rgb[
+        int(cy - half) + pad : int(cy + half) + pad, int(cx - half) + pad : int(cx + half) + pad
+    ]
+    return cv2.cvtColor(
+        cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR
+    )
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, detector):
+    """An mp4: each person walks across a gray scene (10 px a frame, bobbing), one after another."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clip") / "people.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (W, H))
+    assert writer.isOpened()
+    spans = []
+    frame_no = 0
+    yy, xx = np.mgrid[0:H, 0:W]
+    background = (90 + 40 * xx / W + 20 * yy / H).astype(np.uint8)
+    background = np.dstack([background] * 3)
+    for truth, photo in PEOPLE:
+        patch = face_patch(detector, photo)
+        start = frame_no
+        for k in range(SEGMENT):
+            img = background.copy()
+            x = 30 + 12 * k
+            y = 140 + int(20 * np.sin(k / 4))
+            img[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+            writer.write(img)
+            frame_no += 1
+        spans.append((truth, start, frame_no - 1))
+        for _ in range(GAP):
+            writer.write(background)
+            frame_no += 1
+    writer.release()
+    return path, spans, frame_no
+
+
+def events_in(events, start, end):
+    return [e for e in events if start <= e["frame"] <= end + GAP]
+
+
+def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
+    capsys, enrolled, clip, tmp_path
+):
+    path, spans, n_frames = clip
+    events_file = tmp_path / "events.jsonl"
+    out_video = tmp_path / "annotated.mp4"
+    code = main(
+        [
+            "--gallery",
+            str(enrolled[0]),
+            "live",
+            "--source",
+            str(path),
+            "--headless",
+            "--events",
+            str(events_file),
+            "--output",
+            str(out_video),
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{n_frames} frames" in err
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    for e in events:
+        assert set(e) == {"t", "frame", "event", "track", "name", "similarity", "box"}
+        assert e["event"] in {"appear", "recognized", "leave"}
+        assert e["t"] == pytest.approx(e["frame"] / FPS, abs=1e-3)
+    for truth, start, end in spans:
+        seg = events_in(events, start, end)
+        appeared = {e["track"] for e in seg if e["event"] == "appear"}
+        left = {e["track"]: e["name"] for e in seg if e["event"] == "leave"}
+        assert appeared and appeared == set(left), seg  # every track that appears also leaves
+        recognized = {e["name"] for e in seg if e["event"] == "recognized"}
+        if truth is None:
+            assert recognized == set() and set(left.values()) == {None}, seg
+        else:
+            assert recognized == {truth}, seg
+        assert list(left.values()) == [truth], seg  # one track per walk, named right to the end
+    import cv2
+
+    cap = cv2.VideoCapture(str(out_video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n_frames
+    cap.release()
+
+
+def test_enrolling_from_a_frame_names_the_face_from_then_on(make_fs, enrolled_copy, clip):
+    import cv2
+
+    path, spans, _ = clip
+    fs = make_fs(enrolled_copy)
+    rec = LiveRecognizer(fs, LiveOptions(refresh_s=0.0))
+    cap = cv2.VideoCapture(str(path))
+    _, start, end = spans[2]  # the stranger
+    frames = []
+    for i in range(end + 1):
+        ok, img = cap.read()
+        assert ok
+        if i >= start:
+            frames.append(Frame(i, i / FPS, img, 0.0))
+    cap.release()
+    for f in frames[:10]:
+        result = rec.process(f)
+    (track,) = result.tracks
+    assert track.decided and track.name is None
+    rgb = cv2.cvtColor(frames[9].image, cv2.COLOR_BGR2RGB)
+    fs.enroll_face("abbas", rgb, box=track.as_box, source="test frame")
+    with pytest.raises(Exception, match="already enrolled"):
+        fs.enroll_face("someone", rgb, box=track.as_box)
+    rec.forget_names()
+    names = [t.name for f in frames[10:] for t in rec.process(f).tracks]
+    assert names[-1] == "abbas"
+
+
+def test_a_reader_notices_another_process_enrolling(make_fs, enrolled_copy, detector, embedder):
+    reader = make_fs(enrolled_copy)
+    assert "abbas" not in {p.name for p in reader.people()}
+    assert not reader.refresh()
+    with FaceSearch(enrolled_copy, detector=detector, embedder=embedder) as writer:
+        writer.enroll_person("abbas", [PEOPLE[2][1]])
+    assert reader.refresh()
+    assert "abbas" in {p.name for p in reader.people()}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--source", "/nonexistent/clip.mp4"], "no such video file"),
+        (["--source", "{bad}"], "cannot open as a video|no frames"),
+        (["--headless", "--enroll-key"], "--enroll-key needs a window"),
+        (["--detect-every", "0"], "--detect-every must be at least 1"),
+    ],
+)
+def test_live_bad_input_is_one_line_error(capsys, enrolled, tmp_path, args, message):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    argv = ["--gallery", str(enrolled[0]), "live"] + [a.format(bad=bad) for a in args]
+    code = main(argv + (["--headless"] if "--headless" not in args else []))
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    import re
+
+    assert (
+        code == 1 and re.search(message, lines[-1]) and lines[-1].startswith("facesearch: error:")
+    )
+    assert sum(line.startswith("facesearch: error:") for line in lines) == 1, err
