@@ -2,7 +2,7 @@
 
 Per frame: MTCNN on a copy downscaled to ``detect_width`` (every ``detect_every`` frames; on
 the frames between, tracks move by their velocity), IoU tracking, then only the tracks that need
-it (new, unconfirmed, due for a periodic re-check, or moved a lot) are cropped from the
+it (new, undecided, due for a periodic re-check, or grown/shrunk a lot) are cropped from the
 full-resolution frame and embedded, all in one batch, and searched in the gallery. Names are
 confirmed by votes (``tracking``), and events are emitted when a face appears, is recognised and
 leaves.

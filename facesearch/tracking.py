@@ -1,7 +1,7 @@
 """Face tracks across video frames: IoU association, and names confirmed by votes.
 
 A track is embedded when it appears, then only every ``recheck_frames`` frames, or sooner when
-its box has moved or resized a lot since the last embedding, or while its name is unconfirmed.
+its face has grown or shrunk a lot since the last embedding, or while it has no verdict yet.
 A verdict (a name, or unknown) is reached at once when the first result is clear-cut (within
 ``sure_margin`` of the threshold's right side), else once it holds a majority of the track's
 recent votes (at least ``confirm_votes`` of them); it then sticks until another verdict wins by
@@ -79,14 +79,14 @@ class Tracker:
         recheck_frames: int = 25,
         unconfirmed_every: int = 3,
         confirm_votes: int = 2,
-        moved_iou: float = 0.5,
+        grew: float = 1.5,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.recheck_frames = recheck_frames
         self.unconfirmed_every = unconfirmed_every
         self.confirm_votes = confirm_votes
-        self.moved_iou = moved_iou
+        self.grew = grew
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -138,8 +138,11 @@ class Tracker:
             return since >= self.unconfirmed_every
         if since >= self.recheck_frames:
             return True
-        moved = iou_matrix(track.box[None], track.embedded_box[None])[0, 0]
-        return bool(moved < self.moved_iou)
+        # A face that came much closer (or went away) gives new evidence; one that only moved
+        # is the same face, which the IoU association already guarantees.
+        side = float(track.box[2] - track.box[0])
+        before = max(float(track.embedded_box[2] - track.embedded_box[0]), 1.0)
+        return not 1 / self.grew <= side / before <= self.grew
 
     def vote(
         self,

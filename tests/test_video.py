@@ -185,9 +185,11 @@ def test_votes_confirm_a_name_and_resist_one_odd_frame():
     assert tr.vote(t, "bob", 0.7, 90) and t.name == "bob"  # bob now holds the majority
 
 
-def test_a_sure_first_result_decides_at_once_and_moving_triggers_a_recheck():
+def test_a_sure_first_result_decides_at_once_and_growing_triggers_a_recheck():
     tr = Tracker()
     (t,) = tr.update(np.array([[0, 0, 40, 40.0]]), np.array([0.99]), 0).appeared
     assert tr.vote(t, None, 0.1, 0, sure=True) and t.decided and t.name is None
-    tr.update(np.array([[15, 0, 55, 40.0]]), np.array([0.99]), 1)  # same face, moved a lot
-    assert tr.tracks == [t] and tr.needs_embedding(t, 1)
+    tr.update(np.array([[12, 0, 52, 40.0]]), np.array([0.99]), 1)  # moved, same size
+    assert tr.tracks == [t] and not tr.needs_embedding(t, 1)
+    tr.update(np.array([[10, 0, 74, 64.0]]), np.array([0.99]), 2)  # came closer: 1.6x larger
+    assert tr.tracks == [t] and tr.needs_embedding(t, 2)
