@@ -195,6 +195,7 @@ class LiveRecognizer:
         """Make every track be recognised again (after the gallery changed)."""
         for t in self.tracker.tracks:
             t.votes.clear()
+            t.stale = True
             t.embedded_frame = None
 
     def finish(self, frame: Frame | None) -> list[LiveEvent]:

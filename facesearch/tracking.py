@@ -52,6 +52,7 @@ class Track:
     name: str | None = None  # confirmed name; None = unknown (or not yet decided)
     similarity: float | None = None  # of the latest embedding to the confirmed/nearest person
     decided: bool = False  # a first verdict (name or unknown) has been reached
+    stale: bool = False  # the verdict must be re-established (the gallery changed)
     votes: deque[Vote] = field(default_factory=lambda: deque(maxlen=5))
     embedded_frame: int | None = None
     embedded_box: np.ndarray | None = None
@@ -134,7 +135,7 @@ class Tracker:
         if track.embedded_frame is None or track.embedded_box is None:
             return True
         since = frame - track.embedded_frame
-        if not track.decided:
+        if not track.decided or track.stale:
             return since >= self.unconfirmed_every
         if since >= self.recheck_frames:
             return True
@@ -158,9 +159,10 @@ class Tracker:
         """
         track.embedded_frame, track.embedded_box = frame, track.box.copy()
         track.votes.append(Vote(name, similarity))
-        if sure and not track.decided:
-            track.name, track.similarity, track.decided = name, similarity, True
-            return True
+        if sure and (not track.decided or track.stale):
+            changed = not track.decided or name != track.name
+            track.name, track.similarity, track.decided, track.stale = name, similarity, True, False
+            return changed
         counts = Counter(v.name for v in track.votes)
         leader, n = counts.most_common(1)[0]
         if n < self.confirm_votes or n * 2 <= len(track.votes):
@@ -170,5 +172,5 @@ class Tracker:
         sims = [v.similarity for v in track.votes if v.name == leader and v.similarity is not None]
         track.similarity = sims[-1] if sims else similarity
         changed = not track.decided or leader != track.name
-        track.name, track.decided = leader, True
+        track.name, track.decided, track.stale = leader, True, False
         return changed

@@ -193,3 +193,14 @@ def test_a_sure_first_result_decides_at_once_and_growing_triggers_a_recheck():
     assert tr.tracks == [t] and not tr.needs_embedding(t, 1)
     tr.update(np.array([[10, 0, 74, 64.0]]), np.array([0.99]), 2)  # came closer: 1.6x larger
     assert tr.tracks == [t] and tr.needs_embedding(t, 2)
+
+
+def test_a_stale_verdict_is_re_established_without_a_duplicate_event():
+    tr = Tracker()
+    (t,) = tr.update(np.array([[0, 0, 40, 40.0]]), np.array([0.99]), 0).appeared
+    assert tr.vote(t, None, 0.2, 0, sure=True)  # unknown
+    t.stale = True  # the gallery changed
+    assert tr.needs_embedding(t, 3)
+    assert tr.vote(t, "abbas", 0.9, 3, sure=True) and t.name == "abbas" and not t.stale
+    t.stale = True
+    assert not tr.vote(t, "abbas", 0.9, 6, sure=True)  # same verdict: no new event
