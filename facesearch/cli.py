@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
     )
     p.add_argument(
+        "--refine",
+        choices=["none", "exact", "gradient"],
+        default="none",
+        help="re-examine 512 index candidates per face: exact re-rank or the potential-field "
+        "gradient search (default none)",
+    )
+    p.add_argument(
         "--top-k",
         type=int,
         default=3,
@@ -169,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest face looked for, in pixels of the detection frame (default 20)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--refine",
+        choices=["none", "exact", "gradient"],
+        default="none",
+        help="re-examine 512 index candidates per face: exact re-rank or the potential-field "
+        "gradient search (default none)",
+    )
 
     p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
     _eval_options(p, far_default=0.001)
@@ -328,6 +342,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         detect_every=args.detect_every,
         min_face=args.min_face,
         threshold=args.threshold,
+        refine=args.refine,
     )
     events_out = None
     if args.events == "-":
@@ -477,7 +492,9 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             loaded = load_image(path)  # decoded once, for identify and the annotation
-            result = fs.identify(loaded, threshold=args.threshold, top_k=args.top_k)
+            result = fs.identify(
+                loaded, threshold=args.threshold, top_k=args.top_k, refine=args.refine
+            )
         except InputError as err:
             status = 1
             print(f"{PROG}: error: {err}", file=sys.stderr)

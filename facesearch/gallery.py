@@ -278,7 +278,14 @@ class Gallery:
     def people(self) -> list[Person]:
         return self.store.people()
 
-    def search(self, embeddings: np.ndarray, k_people: int = 5) -> list[list[Candidate]]:
+    def search(
+        self,
+        embeddings: np.ndarray,
+        k_people: int = 5,
+        refine: str = "none",
+        pool: int = 512,
+        device: str | None = None,
+    ) -> list[list[Candidate]]:
         """Per query embedding, the nearest enrolled people, nearest first.
 
         The HNSW index finds the nearest faces; each person they belong to is scored by the
@@ -286,12 +293,19 @@ class Gallery:
         normalised mean of all their faces). The template names people enrolled with several
         photos more reliably; the closest face keeps people who look different across their
         photos. With one photo per person both are the same (README, "Accuracy").
+
+        ``refine`` ("exact" or "gradient", ``refine.py``) re-examines a pool of ``pool`` HNSW
+        candidates per query before the people are scored.
         """
         n = len(self.index)
         if n == 0:
             return [[] for _ in range(len(embeddings))]
         k_faces = min(n, max(64, 8 * k_people))
+        if refine != "none":
+            k_faces = min(n, max(k_faces, pool))
         labels, dists = self.index.search(embeddings, k_faces)
+        if refine != "none":
+            labels, dists = self._refine(embeddings, labels, dists, refine, device)
         owners = self.store.owners(np.unique(labels[labels >= 0]).tolist())
         per_query: list[dict[int, tuple[str, int, float]]] = []
         for row_l, row_d in zip(labels, dists):
@@ -314,6 +328,36 @@ class Gallery:
             cands.sort(key=lambda c: c.distance)
             out.append(cands[:k_people])
         return out
+
+    def _refine(
+        self,
+        queries: np.ndarray,
+        labels: np.ndarray,
+        dists: np.ndarray,
+        method: str,
+        device: str | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reorder each row of candidates: by exact distance, or with the gradient search's pick first."""
+        from .refine import REFINE_METHODS, gradient_refine
+
+        if method not in REFINE_METHODS:
+            raise GalleryError(f"unknown refine method {method!r}; use {', '.join(REFINE_METHODS)}")
+        valid = labels >= 0
+        pools = np.zeros((*labels.shape, self.dim), np.float32)
+        pools[valid] = self.index.vectors(labels[valid])
+        q = np.asarray(queries, np.float32)
+        exact = 1.0 - np.einsum("qkd,qd->qk", pools, q)
+        exact[~valid] = np.inf
+        if method == "exact":
+            order = np.argsort(exact, axis=1, kind="stable")
+        else:
+            best = gradient_refine(q, pools, device=device, valid=valid)
+            # the gradient search decides the nearest face; the rest keep the index's order
+            order = np.tile(np.arange(labels.shape[1]), (len(labels), 1))
+            for i, j in enumerate(best):
+                order[i] = np.r_[j, np.delete(order[i], j)]
+        rows = np.arange(len(labels))[:, None]
+        return labels[rows, order], exact[rows, order].astype(np.float32)
 
     def _templates(self, person_ids: set[int]) -> dict[int, np.ndarray]:
         missing = [p for p in person_ids if p not in self._template_cache]

@@ -64,14 +64,33 @@ class FaceIndex:
         if len(labels):
             self._index.remove(np.asarray(labels, dtype=np.uint64))
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels (Q, k) and cosine distances (Q, k) of the nearest faces; -1 pads missing slots."""
+    def vectors(self, labels: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``labels`` (N, dim)."""
+        keys = np.asarray(labels, dtype=np.uint64)
+        out = np.asarray(self._index.get(keys), dtype=np.float32)
+        return out.reshape(len(keys), self.dim)
+
+    def search(
+        self, vectors: np.ndarray, k: int, ef: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (Q, k) and cosine distances (Q, k) of the nearest faces; -1 pads missing slots.
+
+        ``ef`` overrides the search breadth (expansion_search) for this call.
+        """
         q = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         labels = np.full((len(q), k), -1, dtype=np.int64)
         dists = np.full((len(q), k), np.inf, dtype=np.float32)
         if len(self) == 0 or k == 0 or len(q) == 0:
             return labels, dists
-        m = self._index.search(q, k)
+        if ef is not None:
+            saved = self._index.expansion_search
+            self._index.expansion_search = ef  # type: ignore[misc]
+            try:
+                m = self._index.search(q, k)
+            finally:
+                self._index.expansion_search = saved  # type: ignore[misc]
+        else:
+            m = self._index.search(q, k)
         keys = np.asarray(m.keys).reshape(len(q), -1)
         dist = np.asarray(m.distances).reshape(len(q), -1)
         # usearch answers a one-row query with a single, already trimmed Matches.

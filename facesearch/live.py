@@ -40,6 +40,7 @@ class LiveOptions:
     sure_margin: float = 0.08  # a first result this far on either side of the threshold decides
     threshold: float | None = None  # None: the gallery's
     refresh_s: float = 2.0  # how often to look for gallery changes made by others
+    refine: str = "none"  # "exact" | "gradient": re-examine a wider pool of index candidates
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ class LiveRecognizer:
         faces = Faces(boxes[ok], np.ones(len(tracks), np.float32), np.zeros((len(tracks), 5, 2)))
         vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
         events = []
-        for t, cands in zip(tracks, self.fs.search_embeddings(vectors, top_k=1)):
+        for t, cands in zip(
+            tracks, self.fs.search_embeddings(vectors, top_k=1, refine=self.options.refine)
+        ):
             best = cands[0] if cands else None
             dist = best.distance if best is not None else 2.0
             name = best.name if best is not None and dist <= self._threshold else None

@@ -214,12 +214,18 @@ class FaceSearch:
     # -- identify ------------------------------------------------------------------------------
 
     def identify(
-        self, image: ImageInput, *, threshold: float | None = None, top_k: int = 3
+        self,
+        image: ImageInput,
+        *,
+        threshold: float | None = None,
+        top_k: int = 3,
+        refine: str = "none",
     ) -> ImageResult:
         """Every face in ``image`` (a path, PIL image or RGB array) with who it is, or None.
 
         ``threshold`` is the largest cosine distance accepted as a match; by default the
-        gallery's calibrated value or the measured default.
+        gallery's calibrated value or the measured default. ``refine`` ("exact", "gradient")
+        re-examines a wider pool of index candidates (``refine.py``).
         """
         label, pil = _as_image(image)
         gallery = self._read_gallery()
@@ -228,7 +234,9 @@ class FaceSearch:
         faces = self.detector.detect(pil)
         vectors = self.embedder.embed(crop_faces(pil, faces))
         # at least two candidates per face, so that the runner-up is always reported
-        candidates = gallery.search(vectors, k_people=max(top_k, 2))
+        candidates = gallery.search(
+            vectors, k_people=max(top_k, 2), refine=refine, device=self._device
+        )
         matches = []
         for j in range(len(faces)):
             cands = tuple(candidates[j])
@@ -246,18 +254,27 @@ class FaceSearch:
         return ImageResult(label, pil.width, pil.height, tuple(matches))
 
     def identify_many(
-        self, images: Iterable[ImageInput], *, threshold: float | None = None, top_k: int = 3
+        self,
+        images: Iterable[ImageInput],
+        *,
+        threshold: float | None = None,
+        top_k: int = 3,
+        refine: str = "none",
     ) -> Iterator[ImageResult | Exception]:
         """identify() over several images; a bad image yields its error instead of stopping."""
         for image in images:
             try:
-                yield self.identify(image, threshold=threshold, top_k=top_k)
+                yield self.identify(image, threshold=threshold, top_k=top_k, refine=refine)
             except InputError as err:
                 yield err
 
-    def search_embeddings(self, vectors: np.ndarray, top_k: int = 3) -> list[list[Candidate]]:
+    def search_embeddings(
+        self, vectors: np.ndarray, top_k: int = 3, refine: str = "none"
+    ) -> list[list[Candidate]]:
         """Nearest enrolled people for already computed embeddings (e.g. from a video loop)."""
-        return self._read_gallery().search(vectors, k_people=top_k)
+        return self._read_gallery().search(
+            vectors, k_people=top_k, refine=refine, device=self._device
+        )
 
     def threshold(self) -> float:
         """The match threshold in force for this gallery."""
