@@ -84,16 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="write annotated image(s): a file for one image, else a folder",
     )
-    p.add_argument(
-        "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
-    )
-    p.add_argument(
-        "--refine",
-        choices=["none", "exact", "gradient"],
-        default="none",
-        help="re-examine 512 index candidates per face: exact re-rank or the potential-field "
-        "gradient search (default none)",
-    )
+    _match_options(p)
     p.add_argument(
         "--top-k",
         type=int,
@@ -151,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="in the window: press e, type a name, Enter: enrolls the largest face in view",
     )
-    p.add_argument(
-        "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
-    )
+    _match_options(p)
     p.add_argument(
         "--detect-width",
         type=int,
@@ -176,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest face looked for, in pixels of the detection frame (default 20)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+
+    p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
+    _eval_options(p, far_default=0.001)
+    return parser
+
+
+def _match_options(p: argparse.ArgumentParser) -> None:
+    """--threshold and --refine, shared by identify and live."""
+    p.add_argument(
+        "--threshold", type=float, metavar="T", help="largest cosine distance accepted as a match"
+    )
     p.add_argument(
         "--refine",
         choices=["none", "exact", "gradient"],
@@ -183,10 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-examine 512 index candidates per face: exact re-rank or the potential-field "
         "gradient search (default none)",
     )
-
-    p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
-    _eval_options(p, far_default=0.001)
-    return parser
 
 
 def _eval_options(p: argparse.ArgumentParser, far_default: float = 0.01) -> None:

@@ -148,8 +148,8 @@ def gradient_refine(
     out = np.zeros(len(queries), np.int64)
     for s in range(0, len(queries), chunk):
         # float64: near-ties between faces differ in the 6th decimal of their distance
-        q = torch.as_tensor(queries[s : s + chunk], dtype=torch.float64, device=dev)
-        p = torch.as_tensor(pool_vectors[s : s + chunk], dtype=torch.float64, device=dev)
+        q = torch.from_numpy(np.array(queries[s : s + chunk], np.float64)).to(dev)
+        p = torch.from_numpy(np.array(pool_vectors[s : s + chunk], np.float64)).to(dev)
         v = None if valid is None else torch.as_tensor(valid[s : s + chunk], device=dev)
         _, best = gradient_ascent(q, p, params, v)
         out[s : s + chunk] = best.cpu().numpy()
