@@ -27,7 +27,7 @@ def summary_text(ev: Evaluation) -> str:
             f"Verification ({v.pairs} pairs, {v.source}; {v.no_face_pairs} with a photo lacking a face)",
             f"  {f'accuracy ({len(k.fold_accuracy)}-fold)':<22}{k.accuracy * 100:.2f}% ± {k.accuracy_std * 100:.2f}",
             f"  ROC AUC               {v.auc:.5f}",
-            *(f"  TAR @ FAR={far:<8g}   {tar * 100:.2f}%" for far, tar in v.tar_at_far.items()),
+            *(f"  {f'TAR @ FAR={far:g}':<22}{tar * 100:.2f}%" for far, tar in v.tar_at_far.items()),
             f"  best threshold        {v.threshold:.3f} (cosine distance)",
         ]
     i = ev.identification
