@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FARS = (0.01, 0.001)  # reported TAR@FAR points
-NO_FACE_DISTANCE = 2.0  # a pair or query whose photo has no face counts as the farthest possible
+NO_FACE_DISTANCE = 2.0
+TRADEOFF_GRID = np.round(
+    np.arange(0.20, 0.705, 0.05), 2
+)  # thresholds of the trade-off table  # a pair or query whose photo has no face counts as the farthest possible
 
 
 @dataclass
@@ -87,7 +90,6 @@ class Identification:
 
     def to_dict(self) -> dict[str, Any]:
         at = self.result.at(self.threshold)
-        grid = np.round(np.arange(0.20, 0.705, 0.05), 2)
         return {
             "enrolled_people": self.enrolled_people,
             "enrolled_photos": self.enrolled_photos,
@@ -99,7 +101,8 @@ class Identification:
             "threshold": round(self.threshold, 4),
             **{k: round(v, 5) for k, v in at.items()},
             "tradeoff": [
-                {k: round(v, 5) for k, v in row.items()} for row in self.result.tradeoff(grid)
+                {k: round(v, 5) for k, v in row.items()}
+                for row in self.result.tradeoff(TRADEOFF_GRID)
             ],
         }
 

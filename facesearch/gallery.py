@@ -353,9 +353,9 @@ class Gallery:
         else:
             best = gradient_refine(q, pools, device=device, valid=valid)
             # the gradient search decides the nearest face; the rest keep the index's order
-            order = np.tile(np.arange(labels.shape[1]), (len(labels), 1))
-            for i, j in enumerate(best):
-                order[i] = np.r_[j, np.delete(order[i], j)]
+            rank = np.tile(np.arange(labels.shape[1]), (len(labels), 1))
+            rank[np.arange(len(labels)), best] = -1
+            order = np.argsort(rank, axis=1)
         rows = np.arange(len(labels))[:, None]
         return labels[rows, order], exact[rows, order].astype(np.float32)
 

@@ -150,11 +150,12 @@ class LiveRecognizer:
                 events.append(self._event(frame, "appear", t))
             for t in update.ended:
                 events.append(self._event(frame, "leave", t))
-            shown = self.tracker.recent(idx)
+            current = shown = self.tracker.recent(idx)
         else:
             self.tracker.predict()
             shown = self.tracker.recent(idx, within=opts.detect_every)
-        due = [t for t in self.tracker.recent(idx) if self.tracker.needs_embedding(t, idx)]
+            current = []  # nothing was detected in this frame: nothing new to embed
+        due = [t for t in current if self.tracker.needs_embedding(t, idx)]
         if due:
             rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
             events += self._recognise(frame, rgb, due)
@@ -179,7 +180,7 @@ class LiveRecognizer:
         tracks = [t for t, k in zip(tracks, ok) if k]
         if not tracks:
             return []
-        faces = Faces(boxes[ok], np.ones(len(tracks), np.float32), np.zeros((len(tracks), 5, 2)))
+        faces = Faces.from_boxes(boxes[ok])
         vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
         events = []
         for t, cands in zip(

@@ -307,9 +307,7 @@ class FaceSearch:
                 raise InputError(f"{label}: no face detected")
             faces = faces[most_prominent(faces, pil.size)]
         else:
-            faces = Faces(
-                np.array([box], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32)
-            )
+            faces = Faces.from_boxes(np.array([box]))
         vector = self.embedder.embed(crop_faces(pil, faces))[0]
         digest = hashlib.sha256(pil.tobytes()).hexdigest()
         self._invalidate_reader()

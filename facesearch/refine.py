@@ -58,12 +58,8 @@ def resolve_refine_device(device: str | None) -> torch.device:
 
 def _distances(q: torch.Tensor, pool: torch.Tensor, pool_sq: torch.Tensor) -> torch.Tensor:
     """‖x − q‖ for queries (Q, D) against their pools (Q, K, D), via one batched matmul."""
-    dot = torch_bmm(pool, q)
+    dot = (pool @ q[:, :, None])[:, :, 0]
     return (pool_sq - 2 * dot + (q * q).sum(dim=1, keepdim=True)).clamp_min(0).sqrt()
-
-
-def torch_bmm(pool: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    return (pool @ q[:, :, None])[:, :, 0]
 
 
 def _step(

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import metrics
 from .errors import InputError
-from .evaluate import Evaluation
+from .evaluate import TRADEOFF_GRID, Evaluation
 
 
 def summary_text(ev: Evaluation) -> str:
@@ -52,7 +52,7 @@ def summary_text(ev: Evaluation) -> str:
             "",
             f"  {'threshold':>9} {'known correct':>14} {'known wrong':>12} {'stranger FA':>12}",
         ]
-        for row in i.result.tradeoff(np.round(np.arange(0.20, 0.705, 0.05), 2)):
+        for row in i.result.tradeoff(TRADEOFF_GRID):
             lines.append(
                 f"  {row['threshold']:>9.2f} {row['known_correct'] * 100:>13.2f}% "
                 f"{row['known_wrong'] * 100:>11.2f}% {row['stranger_false_accept'] * 100:>11.2f}%"
@@ -111,43 +111,66 @@ def _roc_plot(ev: Evaluation, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _pair_hist(ev: Evaluation, path: Path) -> Path:
+def _histograms(
+    path: Path,
+    series: list[tuple[np.ndarray, str, str | None]],
+    lines: list[tuple[float, str, str, str]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Path:
+    """Overlaid distance histograms (values, label, colour) with thresholds (x, colour, style, label)."""
     import matplotlib.pyplot as plt
 
-    v = ev.verification
-    assert v is not None
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1.6, 81).tolist()
-    ax.hist(v.dist[v.same], bins, alpha=0.6, label="same person", color="tab:green")
-    ax.hist(v.dist[~v.same], bins, alpha=0.6, label="different people", color="tab:red")
-    ax.axvline(v.threshold, color="k", ls="--", label=f"best threshold {v.threshold:.3f}")
-    if ev.identification is not None:
-        t = ev.identification.threshold
-        ax.axvline(t, color="tab:blue", ls=":", label=f"open-set threshold {t:.3f}")
-    ax.set_xlabel("cosine distance")
-    ax.set_ylabel("pairs")
-    ax.set_title("Verification pairs: distance distributions")
+    for values, label, color in series:
+        ax.hist(values, bins, alpha=0.6, label=label, color=color)
+    for x, color, style, label in lines:
+        ax.axvline(x, color=color, ls=style, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _pair_hist(ev: Evaluation, path: Path) -> Path:
+    v = ev.verification
+    assert v is not None
+    lines = [(v.threshold, "k", "--", f"best threshold {v.threshold:.3f}")]
+    if ev.identification is not None:
+        t = ev.identification.threshold
+        lines.append((t, "tab:blue", ":", f"open-set threshold {t:.3f}"))
+    return _histograms(
+        path,
+        [
+            (v.dist[v.same], "same person", "tab:green"),
+            (v.dist[~v.same], "different people", "tab:red"),
+        ],
+        lines,
+        "cosine distance",
+        "pairs",
+        "Verification pairs: distance distributions",
+    )
 
 
 def _openset_hist(ev: Evaluation, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     i = ev.identification
     assert i is not None
     r = i.result
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1.6, 81).tolist()
-    ax.hist(r.known_dist[r.known_right], bins, alpha=0.6, label="known, nearest is right")
-    ax.hist(r.known_dist[~r.known_right], bins, alpha=0.6, label="known, nearest is wrong")
-    ax.hist(r.stranger_dist, bins, alpha=0.6, label="stranger (nearest anyone)")
-    ax.axvline(i.threshold, color="k", ls="--", label=f"threshold {i.threshold:.3f}")
-    ax.set_xlabel("cosine distance to the nearest enrolled person")
-    ax.set_ylabel("queries")
-    ax.set_title("Open-set identification")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _histograms(
+        path,
+        [
+            (r.known_dist[r.known_right], "known, nearest is right", None),
+            (r.known_dist[~r.known_right], "known, nearest is wrong", None),
+            (r.stranger_dist, "stranger (nearest anyone)", None),
+        ],
+        [(i.threshold, "k", "--", f"threshold {i.threshold:.3f}")],
+        "cosine distance to the nearest enrolled person",
+        "queries",
+        "Open-set identification",
+    )
 
 
 def _det(ev: Evaluation, path: Path) -> Path:

@@ -46,6 +46,12 @@ class Faces:
             np.zeros((0, 5, 2), np.float32),
         )
 
+    @classmethod
+    def from_boxes(cls, boxes: np.ndarray) -> Faces:
+        """Faces known only by their boxes (from a tracker, or given by a caller): score 1."""
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        return cls(b, np.ones(len(b), np.float32), np.zeros((len(b), 5, 2), np.float32))
+
     def __len__(self) -> int:
         return len(self.boxes)
 
