@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ from . import __version__
 from .annotate import FaceAnnotator
 from .errors import FaceSearchError, InputError
 from .images import load_image
+from .index import DTYPES
 from .pipeline import FaceSearch
 from .types import EnrollReport, ImageResult
 
@@ -102,7 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("info", "gallery counts, model, index parameters, threshold, file sizes")
     p.add_argument("--json", action="store_true")
 
-    add("reindex", "rebuild the HNSW index from the database")
+    p = add(
+        "reindex",
+        "rebuild the HNSW index from the database; options change the gallery's index parameters",
+    )
+    p.add_argument("--dtype", choices=list(DTYPES), help="how vectors are stored in the index")
+    p.add_argument("--connectivity", type=int, metavar="M", help="graph degree (HNSW M)")
+    p.add_argument("--ef-construction", type=int, metavar="N", help="search breadth while adding")
+    p.add_argument("--ef-search", type=int, metavar="N", help="default search breadth")
+    p.add_argument(
+        "--rerank",
+        type=int,
+        metavar="K",
+        help="candidates re-scored with exact vectors when the dtype is compressed (0: off)",
+    )
 
     p = add("evaluate", "measure verification and open-set identification on FOLDER/<person>/*")
     _eval_options(p)
@@ -171,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_ef(ef: int | None) -> None:
+    if ef is not None and not 1 <= ef <= 4096:
+        raise InputError("--ef must be an integer from 1 to 4096")
+
+
 def _match_options(p: argparse.ArgumentParser) -> None:
     """--threshold and --refine, shared by identify and live."""
     p.add_argument(
@@ -182,6 +202,13 @@ def _match_options(p: argparse.ArgumentParser) -> None:
         default="none",
         help="re-examine 512 index candidates per face: exact re-rank or the potential-field "
         "gradient search (default none)",
+    )
+    p.add_argument(
+        "--ef",
+        type=int,
+        metavar="N",
+        help="HNSW search breadth for this run: higher finds the exact nearest face more often, "
+        "slower (default: the gallery's, see info)",
     )
 
 
@@ -299,10 +326,26 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{key + ':':<18}{value}")
             return 0
         if args.command == "reindex":
+            changes = {
+                key: value
+                for key, value in (
+                    ("dtype", args.dtype),
+                    ("connectivity", args.connectivity),
+                    ("expansion_add", args.ef_construction),
+                    ("expansion_search", args.ef_search),
+                    ("rerank", args.rerank),
+                )
+                if value is not None
+            }
+            params = dataclasses.replace(fs.index_params(), **changes) if changes else None
             t0 = time.perf_counter()
-            n = fs.reindex()
+            n = fs.reindex(params)
+            p = fs.index_params()
             print(
-                f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s"
+                f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s "
+                f"(M={p.connectivity}, ef_construction={p.expansion_add}, "
+                f"ef_search={p.expansion_search}, {p.dtype}"
+                + (f", exact re-rank of {p.rerank})" if p.exact_rerank else ")")
             )
             return 0
         if args.command == "live":
@@ -339,6 +382,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         min_face=args.min_face,
         threshold=args.threshold,
         refine=args.refine,
+        ef=args.ef,
     )
     events_out = None
     if args.events == "-":
@@ -481,6 +525,7 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
         raise InputError("--top-k must be at least 1")
     if args.threshold is not None and not 0.0 <= args.threshold <= 2.0:
         raise InputError("--threshold is a cosine distance between 0 and 2")
+    _check_ef(args.ef)
     results: list[dict[str, Any]] = []
     status = 0
     annotator = FaceAnnotator()
@@ -489,7 +534,7 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
         try:
             loaded = load_image(path)  # decoded once, for identify and the annotation
             result = fs.identify(
-                loaded, threshold=args.threshold, top_k=args.top_k, refine=args.refine
+                loaded, threshold=args.threshold, top_k=args.top_k, refine=args.refine, ef=args.ef
             )
         except InputError as err:
             status = 1

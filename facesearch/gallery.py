@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import DEFAULT_THRESHOLD
-from .errors import GalleryError
+from .errors import GalleryError, InputError
 from .index import FaceIndex, IndexParams
 from .store import FaceRecord, GalleryStore
 from .types import Candidate, Person
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "gallery.sqlite3"
 INDEX_NAME = "faces.usearch"
 INDEX_META_NAME = "faces.usearch.json"
+PARAMS_KEY = "index_params"
 LOCK_NAME = ".lock"
 
 DEFAULT_THRESHOLD_SOURCE = "default: open-set measurement on lfw_dev (README)"
@@ -63,6 +64,7 @@ class Gallery:
         self.model_id = model_id
         self.dim = dim
         self.writable = writable
+        self._explicit_params = params
         self.params = params or IndexParams()
         self._lock_fd: int | None = None
         self._template_cache: dict[int, np.ndarray] = {}
@@ -78,6 +80,7 @@ class Gallery:
         try:
             self.store = GalleryStore(db_path, readonly=not writable)
             self.store.ensure_model(model_id, dim)
+            self.params = self._explicit_params or self._stored_params() or IndexParams()
             self.index = self._open_index()
             self.generation = self.store.generation
         except BaseException:
@@ -155,6 +158,17 @@ class Gallery:
         except (OSError, ValueError):
             return None
 
+    def _stored_params(self) -> IndexParams | None:
+        """The index parameters chosen for this gallery (``reindex`` with options sets them)."""
+        raw = self.store.get_meta(PARAMS_KEY)
+        if raw is None:
+            return None
+        try:
+            return IndexParams.from_dict(json.loads(raw))
+        except (ValueError, TypeError, InputError) as err:
+            log.warning("ignoring unreadable index parameters in the gallery (%s)", err)
+            return None
+
     def _open_index(self) -> FaceIndex:
         count = self.store.count_faces()
         meta = self._read_index_meta()
@@ -221,8 +235,8 @@ class Gallery:
             "generation": self.store.generation,
             "count": len(index),
             "dim": self.dim,
-            "metric": FaceIndex.metric,
-            "params": self.params.to_dict(),
+            "metric": index.metric,
+            "params": index.params.to_dict(),
         }
         tmp = self._index_meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=1))
@@ -234,11 +248,18 @@ class Gallery:
         if self._dirty and self.writable:
             self._save_index(self.index)
 
-    def reindex(self) -> int:
-        """Rebuild the index from the database and save it; returns the number of faces."""
+    def reindex(self, params: IndexParams | None = None) -> int:
+        """Rebuild the index from the database and save it; returns the number of faces.
+
+        With ``params`` the index is rebuilt with them and they become the gallery's own.
+        """
         self._require_writable()
+        if params is not None:
+            self.params = params
         self.index = self._build_index()
         self._save_index(self.index)
+        if params is not None:
+            self.store.set_meta({PARAMS_KEY: json.dumps(params.to_dict())})
         return len(self.index)
 
     def changed_since_open(self) -> bool:
@@ -285,6 +306,7 @@ class Gallery:
         refine: str = "none",
         pool: int = 512,
         device: str | None = None,
+        ef: int | None = None,
     ) -> list[list[Candidate]]:
         """Per query embedding, the nearest enrolled people, nearest first.
 
@@ -295,7 +317,8 @@ class Gallery:
         photos. With one photo per person both are the same (README, "Accuracy").
 
         ``refine`` ("exact" or "gradient", ``refine.py``) re-examines a pool of ``pool`` HNSW
-        candidates per query before the people are scored.
+        candidates per query before the people are scored. ``ef`` widens (or narrows) the HNSW
+        search for this call; the gallery's ``expansion_search`` otherwise.
         """
         n = len(self.index)
         if n == 0:
@@ -303,7 +326,7 @@ class Gallery:
         k_faces = min(n, max(64, 8 * k_people))
         if refine != "none":
             k_faces = min(n, max(k_faces, pool))
-        labels, dists = self.index.search(embeddings, k_faces)
+        labels, dists = self.index.search(embeddings, k_faces, ef=ef)
         if refine != "none":
             labels, dists = self._refine(embeddings, labels, dists, refine, device)
         owners = self.store.owners(np.unique(labels[labels >= 0]).tolist())
@@ -396,7 +419,13 @@ class Gallery:
             "faces": self.store.count_faces(),
             "model": self.store.get_meta("model_id"),
             "embedding_dim": int(self.store.get_meta("embedding_dim") or self.dim),
-            "index": {"metric": FaceIndex.metric, "size": len(self.index), **self.params.to_dict()},
+            "index": {
+                "size": len(self.index),
+                "metric": "cosine" if self.index.metric in ("ip", "cos") else self.index.metric,
+                **self.index.params.to_dict(),
+                "memory_mb": round(self.index.memory_bytes / 2**20, 1),
+                "memory_mapped": self.index.view,
+            },
             "threshold": threshold,
             "threshold_source": source,
             "files": {name: size(name) for name in (DB_NAME, INDEX_NAME, INDEX_META_NAME)},

@@ -7,31 +7,137 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import GalleryError
+from .errors import GalleryError, InputError
+
+
+DTYPES = ("f32", "f16", "bf16", "i8")
 
 
 @dataclass(frozen=True)
 class IndexParams:
-    """HNSW parameters: graph degree (M), candidate list sizes while adding and searching."""
+    """HNSW parameters: graph degree (M), candidate list sizes while adding and searching, the
+    scalar type the graph stores vectors as, and how many candidates are re-scored with the exact
+    float32 vectors when that type is a compressed one. Defaults and the measurements behind
+    them: README, "The index at scale" (``benchmarks/index_bench.py``)."""
 
-    connectivity: int = 16
+    connectivity: int = 32
     expansion_add: int = 128
-    expansion_search: int = 64
-    dtype: str = "f32"
+    expansion_search: int = 160
+    dtype: str = "i8"
+    rerank: int = 64
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise InputError(f"index dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        for name, low, high in (
+            ("connectivity", 2, 256),
+            ("expansion_add", 1, 4096),
+            ("expansion_search", 1, 4096),
+            ("rerank", 0, 4096),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise InputError(f"index {name} must be an integer from {low} to {high}, not {value}")
+
+    @property
+    def exact_rerank(self) -> bool:
+        """Whether results are re-scored with exact vectors (compressed storage only)."""
+        return self.dtype != "f32" and self.rerank > 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexParams:
+        """The known fields of ``data``; missing ones take the defaults."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+class ExactVectors:
+    """Float32 copies of indexed vectors in a file beside the index, row = label.
+
+    A compressed index (f16/bf16/i8) finds candidates; these exact copies rank them, so distances
+    and the final order are those of float32 vectors. Labels are never reused and a label's vector
+    never changes, so rows are written in place (new ones only, before the index that refers to
+    them is saved) and the file is memory-mapped for reading: opening a large gallery reads
+    nothing, a query touches only its candidates' rows.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.path: Path | None = None
+        self._map: np.ndarray | None = None
+        self._pending: dict[int, np.ndarray] = {}
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * 4
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        for label, vec in zip(labels.tolist(), vectors):
+            self._pending[int(label)] = vec
+
+    def attach(self, path: Path) -> None:
+        """Read rows from ``path`` from now on (memory-mapped)."""
+        self.path, self._map = path, None
+
+    def rows_in_file(self) -> int:
+        return 0 if self.path is None or not self.path.exists() else self.path.stat().st_size // self.row_bytes
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        """Vectors of ``labels`` (any shape of non-negative labels) -> labels.shape + (dim,)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.empty((*labels.shape, self.dim), np.float32)
+        if not self._pending:
+            return self._mapped(int(labels.max()) + 1)[labels]
+        flat = labels.reshape(-1)
+        out = np.empty((len(flat), self.dim), np.float32)
+        in_file = np.array([label not in self._pending for label in flat.tolist()])
+        for i in np.flatnonzero(~in_file).tolist():
+            out[i] = self._pending[int(flat[i])]
+        if in_file.any():
+            out[in_file] = self._mapped(int(flat[in_file].max()) + 1)[flat[in_file]]
+        return out.reshape(*labels.shape, self.dim)
+
+    def _mapped(self, rows_needed: int) -> np.ndarray:
+        if self._map is None or len(self._map) < rows_needed:
+            rows = self.rows_in_file()
+            if self.path is None or rows < rows_needed:
+                raise GalleryError(f"{self.path}: exact vectors missing (rebuild the index)")
+            # a plain ndarray view of the mapping: memmap's own indexing costs ~20 us a call
+            self._map = np.asarray(np.memmap(self.path, np.float32, "r", shape=(rows, self.dim)))
+        return self._map
+
+    def write(self, path: Path) -> None:
+        """Write the pending rows into ``path`` (created if needed) and attach to it."""
+        if self._pending:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                for label in sorted(self._pending):
+                    row = np.ascontiguousarray(self._pending[label], np.float32)
+                    os.pwrite(fd, row.tobytes(), label * self.row_bytes)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._pending.clear()
+        self.attach(path)
+
 
 class FaceIndex:
-    """Approximate nearest-neighbour search over unit vectors with cosine distance."""
+    """Approximate nearest-neighbour search over unit vectors with cosine distance.
 
-    metric = "cos"
+    The vectors are unit length, so the graph is built on the inner product (one dot product per
+    distance) and 1 - inner product is reported: the cosine distance. Indexes saved with usearch's
+    "cos" metric (facesearch 0.2) load and answer the same distances. With a compressed ``dtype``
+    the best ``rerank`` candidates are re-scored with exact float32 vectors (``ExactVectors``).
+    """
 
     def __init__(self, dim: int, params: IndexParams | None = None) -> None:
         from usearch.index import Index
@@ -39,14 +145,24 @@ class FaceIndex:
         self.dim = dim
         self.view = False
         self.params = params = params or IndexParams()
+        self.exact = ExactVectors(dim) if params.exact_rerank else None
         self._index = Index(
             ndim=dim,
-            metric=self.metric,
+            metric="ip",
             dtype=params.dtype,
             connectivity=params.connectivity,
             expansion_add=params.expansion_add,
             expansion_search=params.expansion_search,
         )
+
+    @property
+    def metric(self) -> str:
+        return str(self._index.metric_kind.name).lower()
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the graph and its vectors take (mapped from the file for a view)."""
+        return int(self._index.memory_usage)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -56,52 +172,78 @@ class FaceIndex:
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         if len(labels):
-            self._index.add(
-                np.asarray(labels, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32)
-            )
+            keys, unit = np.asarray(labels, dtype=np.int64), _unit(vectors)
+            if self.exact is not None:
+                self.exact.add(keys, unit)
+            self._index.add(keys.astype(np.uint64), unit)
 
     def remove(self, labels: np.ndarray) -> None:
         if len(labels):
             self._index.remove(np.asarray(labels, dtype=np.uint64))
 
     def vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``labels`` (N, dim)."""
-        keys = np.asarray(labels, dtype=np.uint64)
-        out = np.asarray(self._index.get(keys), dtype=np.float32)
+        """The stored vectors of ``labels`` (N, dim), exact ones where the index keeps them."""
+        keys = np.asarray(labels, dtype=np.int64)
+        if self.exact is not None:
+            return self.exact.get(keys)
+        out = np.asarray(self._index.get(keys.astype(np.uint64)), dtype=np.float32)
         return out.reshape(len(keys), self.dim)
 
     def search(
-        self, vectors: np.ndarray, k: int, ef: int | None = None
+        self, vectors: np.ndarray, k: int, ef: int | None = None, threads: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels (Q, k) and cosine distances (Q, k) of the nearest faces; -1 pads missing slots.
 
-        ``ef`` overrides the search breadth (expansion_search) for this call.
+        ``ef`` overrides the search breadth (expansion_search) for this call; ``threads`` caps the
+        threads a batch is spread over (0: all cores).
         """
-        q = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        q = _unit(np.atleast_2d(vectors))
         labels = np.full((len(q), k), -1, dtype=np.int64)
         dists = np.full((len(q), k), np.inf, dtype=np.float32)
         if len(self) == 0 or k == 0 or len(q) == 0:
             return labels, dists
+        wanted = max(k, self.params.rerank) if self.exact is not None else k
         if ef is not None:
             saved = self._index.expansion_search
             self._index.expansion_search = ef  # type: ignore[misc]
             try:
-                m = self._index.search(q, k)
+                m = self._index.search(q, wanted, threads=threads)
             finally:
                 self._index.expansion_search = saved  # type: ignore[misc]
         else:
-            m = self._index.search(q, k)
-        keys = np.asarray(m.keys).reshape(len(q), -1)
-        dist = np.asarray(m.distances).reshape(len(q), -1)
+            m = self._index.search(q, wanted, threads=threads)
+        keys = np.asarray(m.keys).reshape(len(q), -1).astype(np.int64)
+        dist = np.asarray(m.distances, dtype=np.float32).reshape(len(q), -1)
         # usearch answers a one-row query with a single, already trimmed Matches.
         counts = np.asarray(m.counts if hasattr(m, "counts") else [len(m.keys)]).reshape(-1)
-        for i, c in enumerate(counts):
-            labels[i, :c] = keys[i, :c].astype(np.int64)
-            dists[i, :c] = dist[i, :c]
+        filled = np.arange(keys.shape[1]) < counts[:, None]
+        if self.exact is not None:
+            keys, dist = self._rerank(q, np.where(filled, keys, -1))
+            filled = keys >= 0
+        width = min(k, keys.shape[1])
+        labels[:, :width][filled[:, :width]] = keys[:, :width][filled[:, :width]]
+        dists[:, :width][filled[:, :width]] = dist[:, :width][filled[:, :width]]
         return labels, dists
 
+    def _rerank(self, q: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates (-1: none) re-ordered by exact cosine distance, with those distances."""
+        assert self.exact is not None
+        ok = keys >= 0
+        if len(keys) == 1 and ok.all():  # the common single-face query, without 2-D bookkeeping
+            dist1 = 1.0 - self.exact.get(keys[0]) @ q[0]
+            order1 = np.argsort(dist1)
+            return keys[:, order1], dist1[order1][None]
+        vecs = np.zeros((*keys.shape, self.dim), np.float32)
+        vecs[ok] = self.exact.get(keys[ok])
+        dist = 1.0 - np.matmul(vecs, q[:, :, None])[:, :, 0]
+        dist[~ok] = np.inf
+        order = np.argsort(dist, axis=1)
+        return np.take_along_axis(np.where(ok, keys, -1), order, 1), np.take_along_axis(dist, order, 1)
+
     def save(self, path: Path) -> None:
-        """Write the index atomically (temporary file, then rename)."""
+        """Write the index atomically (temporary file, then rename); exact vectors first."""
+        if self.exact is not None:
+            self.exact.write(exact_path(path))
         fd, tmp = tempfile.mkstemp(prefix=".index-", dir=path.parent)
         os.close(fd)
         try:
@@ -113,17 +255,54 @@ class FaceIndex:
 
     @classmethod
     def load(cls, path: Path, dim: int, params: IndexParams, view: bool = False) -> FaceIndex:
-        """Load (or memory-map, with ``view``) a saved index; GalleryError if unreadable."""
-        idx = cls(dim, params)
+        """Load (or memory-map, with ``view``) a saved index; GalleryError if unreadable.
+
+        The file's own structure (connectivity, dtype) wins over ``params``.
+        """
+        try:
+            meta = _usearch_metadata(path)
+            dtype = str(meta["kind_scalar"].name).lower()
+        except Exception as err:  # usearch raises ValueError/RuntimeError for bad files
+            raise GalleryError(f"{path}: unreadable index file ({err})") from err
+        idx = cls(dim, replace(params, dtype=dtype if dtype in DTYPES else params.dtype))
         try:
             if view:
                 idx._index.view(str(path))
                 idx.view = True
             else:
                 idx._index.load(str(path))
-        except Exception as err:  # usearch raises ValueError/RuntimeError for bad files
+        except Exception as err:
             raise GalleryError(f"{path}: unreadable index file ({err})") from err
         if idx._index.ndim != dim:
             raise GalleryError(f"{path}: index has {idx._index.ndim} dimensions, expected {dim}")
         idx._index.expansion_search = params.expansion_search  # type: ignore[misc]
+        idx.params = replace(idx.params, connectivity=int(idx._index.connectivity))
+        if idx.exact is not None:
+            epath = exact_path(path)
+            needed = int(idx.labels().max()) + 1 if len(idx) else 0
+            if needed and (not epath.exists() or epath.stat().st_size < needed * 4 * dim):
+                raise GalleryError(f"{epath}: exact vectors missing or short")
+            idx.exact.attach(epath)
         return idx
+
+
+def exact_path(index_path: Path) -> Path:
+    """Where the exact float32 vectors of a compressed index live."""
+    return index_path.with_name(index_path.name + ".f32")
+
+
+def _usearch_metadata(path: Path) -> dict[str, Any]:
+    from usearch.index import Index
+
+    meta = Index.metadata(str(path))
+    if meta is None:
+        raise ValueError("not a usearch index")
+    return meta
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """C-contiguous float32 rows scaled to unit length (all-zero rows stay zero)."""
+    v = np.array(vectors, dtype=np.float32, order="C", ndmin=2)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    np.divide(v, norms, out=v, where=norms > 0)
+    return v

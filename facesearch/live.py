@@ -41,6 +41,7 @@ class LiveOptions:
     threshold: float | None = None  # None: the gallery's
     refresh_s: float = 2.0  # how often to look for gallery changes made by others
     refine: str = "none"  # "exact" | "gradient": re-examine a wider pool of index candidates
+    ef: int | None = None  # HNSW search breadth (None: the gallery's)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,9 @@ class LiveRecognizer:
         vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
         events = []
         for t, cands in zip(
-            tracks, self.fs.search_embeddings(vectors, top_k=1, refine=self.options.refine)
+            tracks, self.fs.search_embeddings(
+                vectors, top_k=1, refine=self.options.refine, ef=self.options.ef
+            )
         ):
             best = cands[0] if cands else None
             dist = best.distance if best is not None else 2.0

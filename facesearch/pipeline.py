@@ -24,6 +24,7 @@ from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import ImageError, InputError
 from .gallery import Gallery
+from .index import IndexParams
 from .images import LoadedImage, iter_files, load_image, to_rgb
 from .names import validate_name
 from .store import FaceRecord
@@ -220,12 +221,14 @@ class FaceSearch:
         threshold: float | None = None,
         top_k: int = 3,
         refine: str = "none",
+        ef: int | None = None,
     ) -> ImageResult:
         """Every face in ``image`` (a path, PIL image or RGB array) with who it is, or None.
 
         ``threshold`` is the largest cosine distance accepted as a match; by default the
         gallery's calibrated value or the measured default. ``refine`` ("exact", "gradient")
-        re-examines a wider pool of index candidates (``refine.py``).
+        re-examines a wider pool of index candidates (``refine.py``). ``ef`` sets the HNSW search
+        breadth for this call (default: the gallery's ``expansion_search``).
         """
         label, pil = _as_image(image)
         gallery = self._read_gallery()
@@ -235,7 +238,7 @@ class FaceSearch:
         vectors = self.embedder.embed(crop_faces(pil, faces))
         # at least two candidates per face, so that the runner-up is always reported
         candidates = gallery.search(
-            vectors, k_people=max(top_k, 2), refine=refine, device=self._device
+            vectors, k_people=max(top_k, 2), refine=refine, device=self._device, ef=ef
         )
         matches = []
         for j in range(len(faces)):
@@ -260,20 +263,21 @@ class FaceSearch:
         threshold: float | None = None,
         top_k: int = 3,
         refine: str = "none",
+        ef: int | None = None,
     ) -> Iterator[ImageResult | Exception]:
         """identify() over several images; a bad image yields its error instead of stopping."""
         for image in images:
             try:
-                yield self.identify(image, threshold=threshold, top_k=top_k, refine=refine)
+                yield self.identify(image, threshold=threshold, top_k=top_k, refine=refine, ef=ef)
             except InputError as err:
                 yield err
 
     def search_embeddings(
-        self, vectors: np.ndarray, top_k: int = 3, refine: str = "none"
+        self, vectors: np.ndarray, top_k: int = 3, refine: str = "none", ef: int | None = None
     ) -> list[list[Candidate]]:
         """Nearest enrolled people for already computed embeddings (e.g. from a video loop)."""
         return self._read_gallery().search(
-            vectors, k_people=top_k, refine=refine, device=self._device
+            vectors, k_people=top_k, refine=refine, device=self._device, ef=ef
         )
 
     def threshold(self) -> float:
@@ -336,11 +340,15 @@ class FaceSearch:
         with self._open(writable=True) as gallery:
             return gallery.remove_person(name)
 
-    def reindex(self) -> int:
-        """Rebuild the HNSW index from the database."""
+    def reindex(self, params: IndexParams | None = None) -> int:
+        """Rebuild the HNSW index from the database (with ``params``: as the gallery's new ones)."""
         self._invalidate_reader()
         with self._open(writable=True) as gallery:
-            return gallery.reindex()
+            return gallery.reindex(params)
+
+    def index_params(self) -> IndexParams:
+        """The HNSW parameters this gallery builds its index with."""
+        return self._read_gallery().params
 
     def set_threshold(self, value: float | None, source: str = "set by user") -> None:
         """Store (or with None, clear) the gallery's match threshold."""

@@ -1,0 +1,220 @@
+"""The HNSW index on real + synthetic face vectors: recall against exact search, removal, save/load,
+compressed storage with exact re-ranking, parameters kept per gallery."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import FACES
+from facesearch.errors import GalleryError, InputError
+from facesearch.gallery import Gallery
+from facesearch.index import FaceIndex, IndexParams, exact_path
+from facesearch.store import FaceRecord
+
+LFW = FACES / "lfw_dev" / "images"
+N_SYNTHETIC = 3000
+
+
+@pytest.fixture(scope="module")
+def real(detector, embedder, tmp_path_factory):
+    """Subject embeddings of 180 lfw_dev photos (60 people x 3), computed as enroll does."""
+    from facesearch import FaceSearch
+    from facesearch.evalset import EvalSet
+    from facesearch.evaluate import embed_subjects
+
+    people = [d for d in sorted(LFW.iterdir()) if d.is_dir() and len(list(d.iterdir())) >= 3][:60]
+    paths = [p for d in people for p in sorted(d.iterdir())[:3]]
+    es = EvalSet(LFW, tuple(d.name for d in people), tuple(paths), np.repeat(np.arange(60), 3))
+    fs = FaceSearch(tmp_path_factory.mktemp("unused"), detector=detector, embedder=embedder)
+    emb = embed_subjects(es, fs, cache_dir=None)
+    return emb.vectors[emb.found]
+
+
+def face_like(real: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Unit vectors from a Gaussian fitted to the real ones (shrunk towards the diagonal)."""
+    rng = np.random.default_rng(seed)
+    cov = np.cov(real, rowvar=False)
+    cov = 0.7 * cov + 0.3 * np.diag(np.diag(cov))
+    x = rng.multivariate_normal(real.mean(0), cov, size=n).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data(real):
+    """Gallery: 150 real + 3,000 synthetic; queries: 30 held-out real (one per person with a
+    photo left in the gallery) + 200 synthetic."""
+    held = np.arange(0, len(real), 6)[:30]
+    keep = np.setdiff1d(np.arange(len(real)), held)
+    gallery = np.r_[real[keep], face_like(real, N_SYNTHETIC, 1)]
+    queries = np.r_[real[held], face_like(real, 200, 2)]
+    return gallery.astype(np.float32), queries.astype(np.float32)
+
+
+def exact_top1(gallery, queries):
+    sims = queries @ gallery.T
+    return sims.max(1)
+
+
+def recall_at_1(index, gallery, queries, **kw):
+    labels, dists = index.search(queries, 1, **kw)
+    best = exact_top1(gallery, queries)
+    found = np.einsum("qd,qd->q", queries, gallery[labels[:, 0]])
+    return float(np.mean(found >= best - 1e-6)), labels, dists
+
+
+@pytest.mark.parametrize("dtype", ["i8", "f32"])
+def test_configured_index_recall_against_exact(data, dtype):
+    gallery, queries = data
+    index = FaceIndex(gallery.shape[1], IndexParams(dtype=dtype))
+    index.add(np.arange(len(gallery)), gallery)
+    recall, labels, dists = recall_at_1(index, gallery, queries)
+    assert recall >= 0.99
+    # the reported distance is the exact cosine distance of the face returned
+    exact = 1.0 - np.einsum("qd,qd->q", queries, gallery[labels[:, 0]])
+    tol = 1e-5 if index.params.exact_rerank or dtype == "f32" else 1e-2
+    assert np.allclose(dists[:, 0], exact, atol=tol)
+    # real queries (their own person's other photos are in the gallery): at most one miss
+    assert recall_at_1(index, gallery, queries[:30])[0] >= 29 / 30
+
+
+def test_default_storage_is_compressed_with_exact_rerank():
+    p = IndexParams()
+    assert p.dtype != "f32" and p.exact_rerank
+    assert not IndexParams(dtype="f32").exact_rerank
+    assert not IndexParams(dtype="i8", rerank=0).exact_rerank
+
+
+def test_i8_without_rerank_loses_recall_that_rerank_restores(data):
+    """What the re-rank is for: i8 alone ranks near-ties wrongly (README, "The index at scale")."""
+    gallery, queries = data
+    recalls = {}
+    for rerank in (0, 64):
+        index = FaceIndex(gallery.shape[1], IndexParams(dtype="i8", rerank=rerank))
+        index.add(np.arange(len(gallery)), gallery)
+        recalls[rerank] = recall_at_1(index, gallery, queries, ef=256)[0]
+    assert recalls[64] >= 0.99 and recalls[0] < recalls[64]
+
+
+@pytest.mark.parametrize("dtype", ["i8", "f32"])
+def test_removal_really_removes(data, tmp_path, dtype):
+    gallery, queries = data
+    index = FaceIndex(gallery.shape[1], IndexParams(dtype=dtype))
+    labels = np.arange(100, 100 + len(gallery))
+    index.add(labels, gallery)
+    gone = labels[:500]
+    index.remove(gone)
+    assert len(index) == len(gallery) - 500
+    assert not np.isin(gone, index.labels()).any()
+    # querying with the removed vectors themselves never returns them
+    found, _ = index.search(gallery[:500], 10, ef=256)
+    assert not np.isin(found, gone).any() and (found >= 0).all()
+    index.save(tmp_path / "i.usearch")
+    for view in (False, True):
+        loaded = FaceIndex.load(tmp_path / "i.usearch", gallery.shape[1], IndexParams(), view=view)
+        assert len(loaded) == len(gallery) - 500
+        found, _ = loaded.search(gallery[:500], 10, ef=256)
+        assert not np.isin(found, gone).any()
+
+
+@pytest.mark.parametrize("dtype", ["i8", "f16", "f32"])
+def test_save_load_round_trip(data, tmp_path, dtype):
+    gallery, queries = data
+    params = IndexParams(dtype=dtype, connectivity=24)
+    index = FaceIndex(gallery.shape[1], params)
+    index.add(np.arange(len(gallery)) * 3 + 7, gallery)  # labels need not be dense
+    before = index.search(queries, 10)
+    path = tmp_path / "faces.usearch"
+    index.save(path)
+    assert exact_path(path).exists() == params.exact_rerank
+    for view in (False, True):
+        # the file's own structure wins over the parameters asked for
+        loaded = FaceIndex.load(path, gallery.shape[1], IndexParams(dtype="f32"), view=view)
+        assert loaded.view == view and len(loaded) == len(gallery)
+        assert loaded.params.dtype == dtype and loaded.params.connectivity == 24
+        after = loaded.search(queries, 10)
+        assert np.array_equal(before[0], after[0]) and np.allclose(before[1], after[1], atol=1e-6)
+        assert np.allclose(loaded.vectors(np.array([7, 10])), gallery[:2], atol=1e-2)
+
+
+def test_incremental_adds_after_load_are_saved(data, tmp_path):
+    gallery, queries = data
+    path = tmp_path / "faces.usearch"
+    index = FaceIndex(gallery.shape[1])
+    index.add(np.arange(1000), gallery[:1000])
+    index.save(path)
+    size = exact_path(path).stat().st_size
+    index = FaceIndex.load(path, gallery.shape[1], IndexParams())
+    index.add(np.arange(1000, 1100), gallery[1000:1100])  # searchable before any save
+    assert index.search(gallery[1050], 1)[0][0, 0] == 1050
+    index.save(path)
+    assert exact_path(path).stat().st_size == size + 100 * gallery.shape[1] * 4  # rows appended
+    loaded = FaceIndex.load(path, gallery.shape[1], IndexParams(), view=True)
+    assert loaded.search(gallery[1050], 1)[0][0, 0] == 1050
+
+
+def test_missing_exact_vectors_is_an_unreadable_index(data, tmp_path):
+    gallery, _ = data
+    path = tmp_path / "faces.usearch"
+    index = FaceIndex(gallery.shape[1])
+    index.add(np.arange(200), gallery[:200])
+    index.save(path)
+    exact_path(path).unlink()
+    with pytest.raises(GalleryError, match="exact vectors"):
+        FaceIndex.load(path, gallery.shape[1], IndexParams())
+
+
+def test_old_cos_index_still_loads(data, tmp_path):
+    """facesearch 0.2 saved f32 indexes with usearch's "cos" metric."""
+    from usearch.index import Index
+
+    gallery, queries = data
+    old = Index(ndim=gallery.shape[1], metric="cos", dtype="f32", connectivity=16)
+    old.add(np.arange(len(gallery)), gallery)
+    old.save(str(tmp_path / "old.usearch"))
+    loaded = FaceIndex.load(tmp_path / "old.usearch", gallery.shape[1], IndexParams())
+    assert loaded.params.dtype == "f32" and loaded.exact is None
+    recall, labels, dists = recall_at_1(loaded, gallery, queries, ef=256)
+    assert recall >= 0.99
+    exact = 1.0 - np.einsum("qd,qd->q", queries, gallery[labels[:, 0]])
+    assert np.allclose(dists[:, 0], exact, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"dtype": "f64"}, "dtype"),
+        ({"connectivity": 1}, "connectivity"),
+        ({"expansion_search": 0}, "expansion_search"),
+        ({"rerank": -1}, "rerank"),
+    ],
+)
+def test_bad_params_are_refused(kw, message):
+    with pytest.raises(InputError, match=message):
+        IndexParams(**kw)
+
+
+def test_gallery_keeps_its_params_across_reindex_and_reports_them(data, tmp_path):
+    gallery, _ = data
+    recs = [
+        FaceRecord(f"p{i % 40}", f"p/{i}.jpg", f"h{i}", (0, 0, 9, 9), 0.99, v)
+        for i, v in enumerate(gallery[:400])
+    ]
+    g_dir = tmp_path / "g"
+    with Gallery(g_dir, "m", gallery.shape[1], writable=True) as g:
+        g.add(recs)
+        assert g.info()["index"]["dtype"] == IndexParams().dtype
+        g.reindex(IndexParams(dtype="f32", connectivity=12, expansion_search=40))
+    with Gallery(g_dir, "m", gallery.shape[1]) as g:
+        info = g.info()["index"]
+        assert (info["dtype"], info["connectivity"], info["expansion_search"]) == ("f32", 12, 40)
+        assert info["size"] == 400 and info["memory_mapped"] and info["metric"] == "cosine"
+        assert g.search(gallery[5:6], 1)[0][0].name == "p5"
+    # a rebuild from scratch (index lost) uses the gallery's parameters, not the defaults
+    (g_dir / "faces.usearch").unlink()
+    with Gallery(g_dir, "m", gallery.shape[1], writable=True) as g:
+        assert g.index.params.dtype == "f32" and g.index.params.connectivity == 12
+    meta = json.loads((g_dir / "faces.usearch.json").read_text())
+    assert meta["params"]["connectivity"] == 12
