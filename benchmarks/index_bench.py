@@ -376,7 +376,9 @@ def worker(spec: dict) -> Result:
 
 
 def serve(spec: dict, path: str, queries: np.ndarray) -> Result:
-    c = CONTENDERS[spec["method"]](queries.shape[1], spec["M"], spec["ef_construction"], spec["dtype"])
+    c = CONTENDERS[spec["method"]](
+        queries.shape[1], spec["M"], spec["ef_construction"], spec["dtype"]
+    )
     res = Result(n=0, method=c.name)
     gc.collect()
     before = rss_mb()
@@ -472,7 +474,12 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
         ]
         if n <= args.variants_max_n:
             jobs += [
-                {"method": "facesearch", "M": args.M, "ef_construction": args.ef_construction, "dtype": dt}
+                {
+                    "method": "facesearch",
+                    "M": args.M,
+                    "ef_construction": args.ef_construction,
+                    "dtype": dt,
+                }
                 for dt in args.variants
             ]
         for job in jobs:
@@ -483,7 +490,10 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
                 os.unlink(f)
             if r is not None and s is not None:
                 r.memory_mb, r.qps_single, r.p50_ms, r.p99_ms = (
-                    s.memory_mb, s.qps_single, s.p50_ms, s.p99_ms
+                    s.memory_mb,
+                    s.qps_single,
+                    s.p50_ms,
+                    s.p99_ms,
                 )
                 r.mmap_load_s = s.mmap_load_s
                 results.append(r)
@@ -533,26 +543,58 @@ def print_table(results: list[Result]) -> None:
 
 
 def plot(results: list[Result], path: Path) -> None:
+    """Query time against N (log-log), and recall@1 against batched q/s at the largest N swept."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method in dict.fromkeys(r.method for r in results):
-        rs = sorted((r for r in results if r.method == method and not r.variant), key=lambda r: r.n)
-        if not rs:
-            continue
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.6))
+    main_rows = [r for r in results if not r.variant]
+    for method in dict.fromkeys(r.method for r in main_rows):
+        rs = sorted((r for r in main_rows if r.method == method), key=lambda r: r.n)
         ns = [r.n for r in rs]
         a.plot(ns, [1e3 / r.qps_single for r in rs], "o-", label=method)
         b.plot(ns, [r.qps_batch for r in rs], "o-", label=method)
-    a.set(xscale="log", yscale="log", xlabel="faces in the gallery (N)",
-          ylabel="ms per query (one thread)", title="Single-query time at recall@1 ≥ target")
-    b.set(xscale="log", yscale="log", xlabel="faces in the gallery (N)",
-          ylabel="queries/s (batched, all cores)", title="Batched throughput")
-    for ax in (a, b):
+    a.set(
+        xscale="log",
+        yscale="log",
+        xlabel="faces in the gallery (N)",
+        ylabel="ms per query (one thread)",
+        title="Single-query time at recall@1 >= target",
+    )
+    b.set(
+        xscale="log",
+        yscale="log",
+        xlabel="faces in the gallery (N)",
+        ylabel="queries/s (batched, all cores)",
+        title="Batched throughput",
+    )
+    swept = [r for r in results if r.sweep]
+    if swept:
+        n = (
+            max(r.n for r in swept if r.n <= 100_000)
+            if any(r.n <= 100_000 for r in swept)
+            else max(r.n for r in swept)
+        )
+        for r in (r for r in swept if r.n == n):
+            label = r.method + (f" {r.dtype}" if r.variant else "")
+            c.plot(
+                [p["qps_batch"] for p in r.sweep],
+                [p["recall_at_1"] for p in r.sweep],
+                "o-",
+                label=label,
+                markersize=3,
+            )
+        c.set(
+            xscale="log",
+            xlabel="queries/s (batched)",
+            ylabel="recall@1",
+            title=f"Recall against throughput, N = {n:,} (ef swept)",
+        )
+    for ax in (a, b, c):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -563,15 +605,21 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="N = 10,000 and 300 queries: about a minute")
+    ap.add_argument(
+        "--quick", action="store_true", help="N = 10,000 and 300 queries: about a minute"
+    )
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000, help="half held-out real, half synthetic")
     ap.add_argument("--methods", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     ap.add_argument("--M", type=int, default=None, help="graph degree (default: facesearch's)")
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--ef", type=int, default=None, help="fixed search breadth instead of a sweep")
-    ap.add_argument("--target", type=float, default=0.995, help="recall@1 the operating point needs")
-    ap.add_argument("--full-sweep", action="store_true", help="sweep every ef, not just up to the target")
+    ap.add_argument(
+        "--target", type=float, default=0.995, help="recall@1 the operating point needs"
+    )
+    ap.add_argument(
+        "--full-sweep", action="store_true", help="sweep every ef, not just up to the target"
+    )
     ap.add_argument(
         "--variants",
         nargs="*",
@@ -582,7 +630,17 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=CACHE / "index_bench")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path, default=Path("out/index_growth.png"))
+    ap.add_argument(
+        "--replot", type=Path, metavar="JSON", help="redraw the plot and table from a --json file"
+    )
     args = ap.parse_args()
+    if args.replot:
+        doc = json.loads(args.replot.read_text())
+        old = [Result(**r) for r in doc["results"] + doc.get("variants", [])]
+        print_table(old)
+        plot(old, args.plot)
+        print(f"growth plot: {args.plot}")
+        return 0
     if args.worker:
         print(json.dumps(asdict(worker(json.loads(args.worker)))))
         return 0
@@ -600,7 +658,9 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     real = real_embeddings()
-    print(f"{len(real):,} real lfw_dev embeddings; {os.cpu_count()} cores; target recall@1 {args.target}")
+    print(
+        f"{len(real):,} real lfw_dev embeddings; {os.cpu_count()} cores; target recall@1 {args.target}"
+    )
     results: list[Result] = []
     for n in args.n:
         results += bench_n(args, real, n)

@@ -340,12 +340,12 @@ def run(args: argparse.Namespace) -> int:
             params = dataclasses.replace(fs.index_params(), **changes) if changes else None
             t0 = time.perf_counter()
             n = fs.reindex(params)
-            p = fs.index_params()
+            now = fs.index_params()
             print(
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s "
-                f"(M={p.connectivity}, ef_construction={p.expansion_add}, "
-                f"ef_search={p.expansion_search}, {p.dtype}"
-                + (f", exact re-rank of {p.rerank})" if p.exact_rerank else ")")
+                f"(M={now.connectivity}, ef_construction={now.expansion_add}, "
+                f"ef_search={now.expansion_search}, {now.dtype}"
+                + (f", exact re-rank of {now.rerank})" if now.exact_rerank else ")")
             )
             return 0
         if args.command == "live":

@@ -15,7 +15,6 @@ import numpy as np
 
 from .errors import GalleryError, InputError
 
-
 DTYPES = ("f32", "f16", "bf16", "i8")
 
 
@@ -43,7 +42,9 @@ class IndexParams:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
-                raise InputError(f"index {name} must be an integer from {low} to {high}, not {value}")
+                raise InputError(
+                    f"index {name} must be an integer from {low} to {high}, not {value}"
+                )
 
     @property
     def exact_rerank(self) -> bool:
@@ -88,7 +89,11 @@ class ExactVectors:
         self.path, self._map = path, None
 
     def rows_in_file(self) -> int:
-        return 0 if self.path is None or not self.path.exists() else self.path.stat().st_size // self.row_bytes
+        return (
+            0
+            if self.path is None or not self.path.exists()
+            else self.path.stat().st_size // self.row_bytes
+        )
 
     def get(self, labels: np.ndarray) -> np.ndarray:
         """Vectors of ``labels`` (any shape of non-negative labels) -> labels.shape + (dim,)."""
@@ -157,7 +162,8 @@ class FaceIndex:
 
     @property
     def metric(self) -> str:
-        return str(self._index.metric_kind.name).lower()
+        kind = self._index.metric_kind
+        return str(getattr(kind, "name", kind)).lower()
 
     @property
     def memory_bytes(self) -> int:
@@ -238,7 +244,9 @@ class FaceIndex:
         dist = 1.0 - np.matmul(vecs, q[:, :, None])[:, :, 0]
         dist[~ok] = np.inf
         order = np.argsort(dist, axis=1)
-        return np.take_along_axis(np.where(ok, keys, -1), order, 1), np.take_along_axis(dist, order, 1)
+        return np.take_along_axis(np.where(ok, keys, -1), order, 1), np.take_along_axis(
+            dist, order, 1
+        )
 
     def save(self, path: Path) -> None:
         """Write the index atomically (temporary file, then rename); exact vectors first."""

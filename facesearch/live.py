@@ -185,9 +185,10 @@ class LiveRecognizer:
         vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
         events = []
         for t, cands in zip(
-            tracks, self.fs.search_embeddings(
+            tracks,
+            self.fs.search_embeddings(
                 vectors, top_k=1, refine=self.options.refine, ef=self.options.ef
-            )
+            ),
         ):
             best = cands[0] if cands else None
             dist = best.distance if best is not None else 2.0

@@ -24,8 +24,8 @@ from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import ImageError, InputError
 from .gallery import Gallery
-from .index import IndexParams
 from .images import LoadedImage, iter_files, load_image, to_rgb
+from .index import IndexParams
 from .names import validate_name
 from .store import FaceRecord
 from .types import (
@@ -347,8 +347,8 @@ class FaceSearch:
             return gallery.reindex(params)
 
     def index_params(self) -> IndexParams:
-        """The HNSW parameters this gallery builds its index with."""
-        return self._read_gallery().params
+        """The HNSW parameters of this gallery's index as it is now."""
+        return self._read_gallery().index.params
 
     def set_threshold(self, value: float | None, source: str = "set by user") -> None:
         """Store (or with None, clear) the gallery's match threshold."""

@@ -146,6 +146,48 @@ def test_people_info_remove_reindex(capsys, enrolled_copy):
     assert info["threshold_source"].startswith("default") and info["files"][DB_NAME] > 0
 
 
+def test_reindex_with_new_params_and_identify_ef(capsys, enrolled_copy):
+    g = enrolled_copy
+    code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json")
+    before = [f["name"] for f in json.loads(out)["results"][0]["faces"]]
+    code, out, err = run(
+        capsys,
+        "--gallery",
+        g,
+        "reindex",
+        "--dtype",
+        "f16",
+        "--connectivity",
+        "12",
+        "--rerank",
+        "16",
+    )
+    assert code == 0 and "M=12" in out and "f16" in out and "re-rank of 16" in out, err
+    code, out, _ = run(capsys, "--gallery", g, "info", "--json")
+    index = json.loads(out)["index"]
+    assert (index["dtype"], index["connectivity"], index["rerank"]) == ("f16", 12, 16)
+    assert index["memory_mb"] > 0 and index["size"] == json.loads(out)["faces"]
+    for ef in ("8", "500"):
+        code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json", "--ef", ef)
+        assert code == 0, err
+        assert [f["name"] for f in json.loads(out)["results"][0]["faces"]] == before
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["identify", BBT2, "--ef", "0"], "--ef must be an integer from 1 to 4096"),
+        (["reindex", "--connectivity", "1"], "connectivity must be an integer from 2 to 256"),
+        (["reindex", "--rerank", "-3"], "rerank must be an integer from 0 to 4096"),
+    ],
+)
+def test_bad_index_options_are_one_line_errors(capsys, enrolled_copy, args, message):
+    before = (enrolled_copy / INDEX_NAME).read_bytes()
+    code, _, err = run(capsys, "--gallery", enrolled_copy, *args)
+    assert code == 1 and message in one_line_error(err)
+    assert (enrolled_copy / INDEX_NAME).read_bytes() == before  # nothing rebuilt or lost
+
+
 def test_gallery_from_environment(capsys, enrolled, monkeypatch, tmp_path):
     monkeypatch.setenv("FACESEARCH_GALLERY", str(enrolled[0]))
     code, out, _ = run(capsys, "people")
