@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import DEFAULT_THRESHOLD
 from .errors import GalleryError, InputError
-from .index import FaceIndex, IndexParams
+from .index import FaceIndex, IndexParams, exact_path
 from .store import FaceRecord, GalleryStore
 from .types import Candidate, Person
 
@@ -423,10 +423,18 @@ class Gallery:
                 "size": len(self.index),
                 "metric": "cosine" if self.index.metric in ("ip", "cos") else self.index.metric,
                 **self.index.params.to_dict(),
-                "memory_mb": round(self.index.memory_bytes / 2**20, 1),
+                "memory_bytes": self.index.memory_bytes,
                 "memory_mapped": self.index.view,
             },
             "threshold": threshold,
             "threshold_source": source,
-            "files": {name: size(name) for name in (DB_NAME, INDEX_NAME, INDEX_META_NAME)},
+            "files": {
+                name: size(name)
+                for name in (
+                    DB_NAME,
+                    INDEX_NAME,
+                    exact_path(Path(INDEX_NAME)).name,
+                    INDEX_META_NAME,
+                )
+            },
         }

@@ -60,6 +60,13 @@ class IndexParams:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """pwrite until done: one call writes at most ~2 GiB on Linux."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
 class ExactVectors:
     """Float32 copies of indexed vectors in a file beside the index, row = label.
 
@@ -74,15 +81,18 @@ class ExactVectors:
         self.dim = dim
         self.path: Path | None = None
         self._map: np.ndarray | None = None
-        self._pending: dict[int, np.ndarray] = {}
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (labels, vectors) not yet written
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # the chunks, sorted by label
 
     @property
     def row_bytes(self) -> int:
         return self.dim * 4
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        for label, vec in zip(labels.tolist(), vectors):
-            self._pending[int(label)] = vec
+        self._chunks.append(
+            (np.asarray(labels, np.int64).copy(), np.array(vectors, np.float32, copy=True))
+        )
+        self._pending = None
 
     def attach(self, path: Path) -> None:
         """Read rows from ``path`` from now on (memory-mapped)."""
@@ -95,21 +105,36 @@ class ExactVectors:
             else self.path.stat().st_size // self.row_bytes
         )
 
+    def _sorted_pending(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending is None:
+            labels = np.concatenate([c[0] for c in self._chunks])
+            vectors = np.concatenate([c[1] for c in self._chunks])
+            order = np.argsort(labels, kind="stable")
+            self._chunks = [(labels[order], vectors[order])]
+            self._pending = self._chunks[0]
+        return self._pending
+
     def get(self, labels: np.ndarray) -> np.ndarray:
         """Vectors of ``labels`` (any shape of non-negative labels) -> labels.shape + (dim,)."""
         labels = np.asarray(labels, dtype=np.int64)
         if labels.size == 0:
             return np.empty((*labels.shape, self.dim), np.float32)
-        if not self._pending:
+        if not self._chunks:
             return self._mapped(int(labels.max()) + 1)[labels]
+        keys, vecs = self._sorted_pending()
         flat = labels.reshape(-1)
+        pos = np.minimum(np.searchsorted(keys, flat), len(keys) - 1)
+        pending = keys[pos] == flat
         out = np.empty((len(flat), self.dim), np.float32)
-        in_file = np.array([label not in self._pending for label in flat.tolist()])
-        for i in np.flatnonzero(~in_file).tolist():
-            out[i] = self._pending[int(flat[i])]
-        if in_file.any():
-            out[in_file] = self._mapped(int(flat[in_file].max()) + 1)[flat[in_file]]
+        out[pending] = vecs[pos[pending]]
+        if not pending.all():
+            rest = flat[~pending]
+            out[~pending] = self._mapped(int(rest.max()) + 1)[rest]
         return out.reshape(*labels.shape, self.dim)
+
+    def table(self, rows_needed: int) -> np.ndarray | None:
+        """The whole mapped file as an array (rows by label), or None while rows are pending."""
+        return None if self._chunks or rows_needed <= 0 else self._mapped(rows_needed)
 
     def _mapped(self, rows_needed: int) -> np.ndarray:
         if self._map is None or len(self._map) < rows_needed:
@@ -122,16 +147,21 @@ class ExactVectors:
 
     def write(self, path: Path) -> None:
         """Write the pending rows into ``path`` (created if needed) and attach to it."""
-        if self._pending:
+        if self._chunks:
+            labels, vectors = self._sorted_pending()
+            # one write per run of consecutive labels (usually a single run per enroll)
+            breaks = np.flatnonzero(np.diff(labels) != 1) + 1
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                for label in sorted(self._pending):
-                    row = np.ascontiguousarray(self._pending[label], np.float32)
-                    os.pwrite(fd, row.tobytes(), label * self.row_bytes)
+                for run in np.split(np.arange(len(labels)), breaks):
+                    block = np.ascontiguousarray(vectors[run[0] : run[-1] + 1])
+                    _pwrite_all(
+                        fd, memoryview(block).cast("B"), int(labels[run[0]]) * self.row_bytes
+                    )
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._pending.clear()
+            self._chunks, self._pending = [], None
         self.attach(path)
 
 
@@ -234,19 +264,20 @@ class FaceIndex:
     def _rerank(self, q: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidates (-1: none) re-ordered by exact cosine distance, with those distances."""
         assert self.exact is not None
-        ok = keys >= 0
-        if len(keys) == 1 and ok.all():  # the common single-face query, without 2-D bookkeeping
-            dist1 = 1.0 - self.exact.get(keys[0]) @ q[0]
-            order1 = np.argsort(dist1)
-            return keys[:, order1], dist1[order1][None]
-        vecs = np.zeros((*keys.shape, self.dim), np.float32)
-        vecs[ok] = self.exact.get(keys[ok])
-        dist = 1.0 - np.matmul(vecs, q[:, :, None])[:, :, 0]
-        dist[~ok] = np.inf
-        order = np.argsort(dist, axis=1)
-        return np.take_along_axis(np.where(ok, keys, -1), order, 1), np.take_along_axis(
-            dist, order, 1
-        )
+        # one query at a time: a (C, D) @ (D,) product per query stays in cache, where one
+        # batched (Q, C, D) gather and matmul is several times slower
+        out_keys = np.full(keys.shape, -1, np.int64)
+        out_dist = np.full(keys.shape, np.inf, np.float32)
+        rows = self.exact.table(int(keys.max()) + 1)
+        for i, row in enumerate(keys):
+            cand = row if row.min() >= 0 else row[row >= 0]
+            if len(cand) == 0:
+                continue
+            dist = 1.0 - (rows[cand] if rows is not None else self.exact.get(cand)) @ q[i]
+            order = np.argsort(dist)
+            out_keys[i, : len(cand)] = cand[order]
+            out_dist[i, : len(cand)] = dist[order]
+        return out_keys, out_dist
 
     def save(self, path: Path) -> None:
         """Write the index atomically (temporary file, then rename); exact vectors first."""

@@ -166,7 +166,7 @@ def test_reindex_with_new_params_and_identify_ef(capsys, enrolled_copy):
     code, out, _ = run(capsys, "--gallery", g, "info", "--json")
     index = json.loads(out)["index"]
     assert (index["dtype"], index["connectivity"], index["rerank"]) == ("f16", 12, 16)
-    assert index["memory_mb"] > 0 and index["size"] == json.loads(out)["faces"]
+    assert index["memory_bytes"] > 0 and index["size"] == json.loads(out)["faces"]
     for ef in ("8", "500"):
         code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json", "--ef", ef)
         assert code == 0, err
