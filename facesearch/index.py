@@ -154,10 +154,12 @@ class ExactVectors:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 for run in np.split(np.arange(len(labels)), breaks):
-                    block = np.ascontiguousarray(vectors[run[0] : run[-1] + 1])
-                    _pwrite_all(
-                        fd, memoryview(block).cast("B"), int(labels[run[0]]) * self.row_bytes
+                    block = (
+                        np.ascontiguousarray(vectors[run[0] : run[-1] + 1])
+                        .reshape(-1)
+                        .view(np.uint8)
                     )
+                    _pwrite_all(fd, block.data, int(labels[run[0]]) * self.row_bytes)
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -155,6 +155,32 @@ def test_incremental_adds_after_load_are_saved(data, tmp_path):
     assert loaded.search(gallery[1050], 1)[0][0, 0] == 1050
 
 
+def test_batch_search_matches_single_queries_pending_and_mapped(tmp_path):
+    """A batch answers what the same queries answer one by one, with exact distances, and pads
+    with -1 / inf when the gallery holds fewer faces than asked for."""
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((40, 512)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = vecs[:6] + 0.1 * rng.standard_normal((6, 512)).astype(np.float32)
+    labels = np.arange(100, 140)  # sparse: not starting at 0
+    index = FaceIndex(512)
+    index.add(labels, vecs)
+    path = tmp_path / "faces.usearch"
+    for state in ("pending", "mapped"):
+        if state == "mapped":
+            index.save(path)
+            index = FaceIndex.load(path, 512, IndexParams(), view=True)
+        got, dist = index.search(queries, 50)
+        assert (got[:, 40:] == -1).all() and np.isinf(dist[:, 40:]).all(), state
+        unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        want = 1.0 - np.einsum("qd,qkd->qk", unit, vecs[got[:, :40] - 100])
+        np.testing.assert_allclose(dist[:, :40], want, atol=1e-5)
+        assert (np.diff(dist[:, :40], axis=1) >= 0).all()
+        for i, q in enumerate(queries):
+            one, one_dist = index.search(q, 50)
+            assert one[0, 0] == got[i, 0] and np.isclose(one_dist[0, 0], dist[i, 0]), state
+
+
 def test_missing_exact_vectors_is_an_unreadable_index(data, tmp_path):
     gallery, _ = data
     path = tmp_path / "faces.usearch"
