@@ -187,7 +187,7 @@ class Facesearch(Contender):
 
         self.index = FaceIndex(self.dim, self._params())
         self.index.add(np.arange(len(vectors)), vectors)
-        self.ef = self.index.params.expansion_search
+        self.ef = self.index.search_breadth
 
     def set_ef(self, ef: int) -> None:
         self.ef = ef

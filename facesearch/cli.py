@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=list(DTYPES), help="how vectors are stored in the index")
     p.add_argument("--connectivity", type=int, metavar="M", help="graph degree (HNSW M)")
     p.add_argument("--ef-construction", type=int, metavar="N", help="search breadth while adding")
-    p.add_argument("--ef-search", type=int, metavar="N", help="default search breadth")
+    p.add_argument(
+        "--ef-search",
+        type=int,
+        metavar="N",
+        help="default search breadth (0, the default: grows with the gallery, see info)",
+    )
     p.add_argument(
         "--rerank",
         type=int,
@@ -344,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s "
                 f"(M={now.connectivity}, ef_construction={now.expansion_add}, "
-                f"ef_search={now.expansion_search}, {now.dtype}"
+                f"ef_search={now.expansion_search or 'auto'}, {now.dtype}"
                 + (f", exact re-rank of {now.rerank})" if now.exact_rerank else ")")
             )
             return 0

@@ -318,7 +318,7 @@ class Gallery:
 
         ``refine`` ("exact" or "gradient", ``refine.py``) re-examines a pool of ``pool`` HNSW
         candidates per query before the people are scored. ``ef`` widens (or narrows) the HNSW
-        search for this call; the gallery's ``expansion_search`` otherwise.
+        search for this call; the gallery's setting (by default growing with its size) otherwise.
         """
         n = len(self.index)
         if n == 0:
@@ -423,6 +423,7 @@ class Gallery:
                 "size": len(self.index),
                 "metric": "cosine" if self.index.metric in ("ip", "cos") else self.index.metric,
                 **self.index.params.to_dict(),
+                "ef_in_use": self.index.search_breadth,
                 "memory_bytes": self.index.memory_bytes,
                 "memory_mapped": self.index.view,
             },

@@ -16,18 +16,31 @@ import numpy as np
 from .errors import GalleryError, InputError
 
 DTYPES = ("f32", "f16", "bf16", "i8")
+AUTO_EF = (64, 160, 100_000, 0.4, 1024)  # floor, ef at the reference size, that size, exponent, cap
+
+
+def auto_ef(n: int) -> int:
+    """Search breadth for a gallery of ``n`` faces when none is set.
+
+    A wider search is needed for the same recall as the graph grows: with the default build
+    parameters recall@1 >= 0.995 took ef 64 at 10k faces, 128-160 at 100k and 384 at 1M
+    (``benchmarks/index_bench.py``); 160 * (n / 100k) ** 0.4 follows that (64, 160, 402).
+    """
+    floor, ref_ef, ref_n, power, cap = AUTO_EF
+    return int(min(cap, max(floor, round(ref_ef * (max(n, 1) / ref_n) ** power))))
 
 
 @dataclass(frozen=True)
 class IndexParams:
     """HNSW parameters: graph degree (M), candidate list sizes while adding and searching, the
     scalar type the graph stores vectors as, and how many candidates are re-scored with the exact
-    float32 vectors when that type is a compressed one. Defaults and the measurements behind
-    them: README, "The index at scale" (``benchmarks/index_bench.py``)."""
+    float32 vectors when that type is a compressed one. ``expansion_search`` 0 means "grow with
+    the gallery" (``auto_ef``). Defaults and the measurements behind them: README, "The index at
+    scale" (``benchmarks/index_bench.py``)."""
 
     connectivity: int = 32
     expansion_add: int = 128
-    expansion_search: int = 160
+    expansion_search: int = 0
     dtype: str = "i8"
     rerank: int = 64
 
@@ -37,7 +50,7 @@ class IndexParams:
         for name, low, high in (
             ("connectivity", 2, 256),
             ("expansion_add", 1, 4096),
-            ("expansion_search", 1, 4096),
+            ("expansion_search", 0, 4096),
             ("rerank", 0, 4096),
         ):
             value = getattr(self, name)
@@ -189,8 +202,13 @@ class FaceIndex:
             dtype=params.dtype,
             connectivity=params.connectivity,
             expansion_add=params.expansion_add,
-            expansion_search=params.expansion_search,
+            expansion_search=params.expansion_search or AUTO_EF[0],
         )
+
+    @property
+    def search_breadth(self) -> int:
+        """The ef a search uses when the call names none: the set one, else ``auto_ef``."""
+        return self.params.expansion_search or auto_ef(len(self))
 
     @property
     def metric(self) -> str:
@@ -232,8 +250,8 @@ class FaceIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels (Q, k) and cosine distances (Q, k) of the nearest faces; -1 pads missing slots.
 
-        ``ef`` overrides the search breadth (expansion_search) for this call; ``threads`` caps the
-        threads a batch is spread over (0: all cores).
+        ``ef`` overrides the search breadth (``search_breadth``) for this call; ``threads`` caps
+        the threads a batch is spread over (0: all cores).
         """
         q = _unit(np.atleast_2d(vectors))
         labels = np.full((len(q), k), -1, dtype=np.int64)
@@ -241,15 +259,10 @@ class FaceIndex:
         if len(self) == 0 or k == 0 or len(q) == 0:
             return labels, dists
         wanted = max(k, self.params.rerank) if self.exact is not None else k
-        if ef is not None:
-            saved = self._index.expansion_search
+        ef = ef or self.search_breadth
+        if self._index.expansion_search != ef:
             self._index.expansion_search = ef  # type: ignore[misc]
-            try:
-                m = self._index.search(q, wanted, threads=threads)
-            finally:
-                self._index.expansion_search = saved  # type: ignore[misc]
-        else:
-            m = self._index.search(q, wanted, threads=threads)
+        m = self._index.search(q, wanted, threads=threads)
         keys = np.asarray(m.keys).reshape(len(q), -1).astype(np.int64)
         dist = np.asarray(m.distances, dtype=np.float32).reshape(len(q), -1)
         # usearch answers a one-row query with a single, already trimmed Matches.
@@ -316,7 +329,6 @@ class FaceIndex:
             raise GalleryError(f"{path}: unreadable index file ({err})") from err
         if idx._index.ndim != dim:
             raise GalleryError(f"{path}: index has {idx._index.ndim} dimensions, expected {dim}")
-        idx._index.expansion_search = params.expansion_search  # type: ignore[misc]
         idx.params = replace(idx.params, connectivity=int(idx._index.connectivity))
         if idx.exact is not None:
             epath = exact_path(path)

@@ -228,7 +228,7 @@ class FaceSearch:
         ``threshold`` is the largest cosine distance accepted as a match; by default the
         gallery's calibrated value or the measured default. ``refine`` ("exact", "gradient")
         re-examines a wider pool of index candidates (``refine.py``). ``ef`` sets the HNSW search
-        breadth for this call (default: the gallery's ``expansion_search``).
+        breadth for this call (default: the gallery's, which grows with its size unless set).
         """
         label, pil = _as_image(image)
         gallery = self._read_gallery()

@@ -11,7 +11,7 @@ import pytest
 from conftest import FACES
 from facesearch.errors import GalleryError, InputError
 from facesearch.gallery import Gallery
-from facesearch.index import FaceIndex, IndexParams, exact_path
+from facesearch.index import FaceIndex, IndexParams, auto_ef, exact_path
 from facesearch.store import FaceRecord
 
 LFW = FACES / "lfw_dev" / "images"
@@ -181,6 +181,16 @@ def test_batch_search_matches_single_queries_pending_and_mapped(tmp_path):
             assert one[0, 0] == got[i, 0] and np.isclose(one_dist[0, 0], dist[i, 0]), state
 
 
+def test_search_breadth_grows_with_the_gallery_unless_set():
+    assert (auto_ef(1), auto_ef(10_000), auto_ef(100_000), auto_ef(1_000_000)) == (64, 64, 160, 402)
+    assert auto_ef(10**9) == 1024
+    vecs = np.random.default_rng(4).standard_normal((300, 512)).astype(np.float32)
+    index = FaceIndex(512)
+    index.add(np.arange(300), vecs)
+    assert index.search_breadth == 64
+    assert FaceIndex(512, IndexParams(expansion_search=40)).search_breadth == 40
+
+
 def test_missing_exact_vectors_is_an_unreadable_index(data, tmp_path):
     gallery, _ = data
     path = tmp_path / "faces.usearch"
@@ -213,7 +223,7 @@ def test_old_cos_index_still_loads(data, tmp_path):
     [
         ({"dtype": "f64"}, "dtype"),
         ({"connectivity": 1}, "connectivity"),
-        ({"expansion_search": 0}, "expansion_search"),
+        ({"expansion_search": -1}, "expansion_search"),
         ({"rerank": -1}, "rerank"),
     ],
 )
@@ -232,11 +242,13 @@ def test_gallery_keeps_its_params_across_reindex_and_reports_them(data, tmp_path
     with Gallery(g_dir, "m", gallery.shape[1], writable=True) as g:
         g.add(recs)
         assert g.info()["index"]["dtype"] == IndexParams().dtype
+        assert (g.info()["index"]["expansion_search"], g.info()["index"]["ef_in_use"]) == (0, 64)
         g.reindex(IndexParams(dtype="f32", connectivity=12, expansion_search=40))
     with Gallery(g_dir, "m", gallery.shape[1]) as g:
         info = g.info()["index"]
         assert (info["dtype"], info["connectivity"], info["expansion_search"]) == ("f32", 12, 40)
         assert info["size"] == 400 and info["memory_mapped"] and info["metric"] == "cosine"
+        assert info["ef_in_use"] == 40
         assert g.search(gallery[5:6], 1)[0][0].name == "p5"
     # a rebuild from scratch (index lost) uses the gallery's parameters, not the defaults
     (g_dir / "faces.usearch").unlink()
