@@ -431,11 +431,6 @@ class Gallery:
             "threshold_source": source,
             "files": {
                 name: size(name)
-                for name in (
-                    DB_NAME,
-                    INDEX_NAME,
-                    exact_path(Path(INDEX_NAME)).name,
-                    INDEX_META_NAME,
-                )
+                for name in (DB_NAME, INDEX_NAME, exact_path(self.index_path).name, INDEX_META_NAME)
             },
         }

@@ -95,7 +95,7 @@ class ExactVectors:
         self.path: Path | None = None
         self._map: np.ndarray | None = None
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (labels, vectors) not yet written
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # the chunks, sorted by label
+        self._sorted = True  # _chunks is one chunk sorted by label (or empty)
 
     @property
     def row_bytes(self) -> int:
@@ -105,7 +105,7 @@ class ExactVectors:
         self._chunks.append(
             (np.asarray(labels, np.int64).copy(), np.array(vectors, np.float32, copy=True))
         )
-        self._pending = None
+        self._sorted = False
 
     def attach(self, path: Path) -> None:
         """Read rows from ``path`` from now on (memory-mapped)."""
@@ -119,13 +119,13 @@ class ExactVectors:
         )
 
     def _sorted_pending(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pending is None:
+        """The pending rows as one chunk sorted by label (merged once, after each add)."""
+        if not self._sorted:
             labels = np.concatenate([c[0] for c in self._chunks])
-            vectors = np.concatenate([c[1] for c in self._chunks])
             order = np.argsort(labels, kind="stable")
-            self._chunks = [(labels[order], vectors[order])]
-            self._pending = self._chunks[0]
-        return self._pending
+            self._chunks = [(labels[order], np.concatenate([c[1] for c in self._chunks])[order])]
+            self._sorted = True
+        return self._chunks[0]
 
     def get(self, labels: np.ndarray) -> np.ndarray:
         """Vectors of ``labels`` (any shape of non-negative labels) -> labels.shape + (dim,)."""
@@ -163,20 +163,17 @@ class ExactVectors:
         if self._chunks:
             labels, vectors = self._sorted_pending()
             # one write per run of consecutive labels (usually a single run per enroll)
-            breaks = np.flatnonzero(np.diff(labels) != 1) + 1
+            starts = np.r_[0, np.flatnonzero(np.diff(labels) != 1) + 1]
+            ends = np.r_[starts[1:], len(labels)]
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                for run in np.split(np.arange(len(labels)), breaks):
-                    block = (
-                        np.ascontiguousarray(vectors[run[0] : run[-1] + 1])
-                        .reshape(-1)
-                        .view(np.uint8)
-                    )
-                    _pwrite_all(fd, block.data, int(labels[run[0]]) * self.row_bytes)
+                for s, e in zip(starts.tolist(), ends.tolist()):
+                    block = vectors[s:e].reshape(-1).view(np.uint8)  # rows of a C-order array
+                    _pwrite_all(fd, block.data, int(labels[s]) * self.row_bytes)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._chunks, self._pending = [], None
+            self._chunks, self._sorted = [], True
         self.attach(path)
 
 
