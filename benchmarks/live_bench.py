@@ -13,7 +13,12 @@ FPS = frames / wall time; latency = from a frame being handed over to its labels
 (p50 / p95). Both search the same gallery (``--gallery``, default: a temporary one with
 lfw_dev's first 500 photos enrolled).
 
-    python benchmarks/live_bench.py [--sizes 640x480,1920x1080] [--repeat 2] [--json PATH]
+Then time to first correct name and wrong names (``live_names.py``): assembled clips of people
+who enter small and turned and then face the camera, with a scene cut and an in-place swap, and
+``video.mp4`` with its walkers enrolled, at the default settings and with ``--detect-every 1``.
+
+    python benchmarks/live_bench.py [--sizes 640x480,1920x1080] [--repeat 2] [--clips 8]
+                                    [--no-fps] [--no-names] [--json PATH]
 """
 
 from __future__ import annotations
@@ -105,6 +110,60 @@ def summary(label: str, frames: list, lat: list[float], t0: float, faces: int) -
     }
 
 
+def time_to_name(fs_speed, n_clips: int) -> list[dict]:
+    """The time-to-name table (``live_names``) on its own gallery: one photo per clip person,
+    200 one-photo lfw_dev people as distractors, and video.mp4's walkers."""
+    import live_names as ln
+
+    from facesearch import FaceSearch
+    from facesearch.live import LiveOptions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        fs = FaceSearch(folder / "gallery", detector=fs_speed.detector, embedder=fs_speed.embedder)
+        candidates, singles = ln.choose_people(n_clips)
+        ln.build_gallery(fs, candidates, singles[:200])
+        people = ln.nameable(fs, candidates)
+        strangers = singles[200:]
+        print(
+            f"\ntime to name: {len(people)} of {len(candidates)} candidate people are named on "
+            f"their clip photo as a still; gallery {len(fs.people())} people"
+        )
+        clips = ln.make_clips(fs.detector, people, strangers, n_clips, folder)
+        video = ln.prepare_video(fs, VIDEO)
+        settings = [("default", LiveOptions()), ("--detect-every 1", LiveOptions(detect_every=1))]
+        rows = []
+        for label, options in settings:
+            clip_run = ln.RunResult()
+            for clip in clips:
+                ln.run_clip(fs, options, clip, clip_run)
+            rows.append(
+                {"input": f"{n_clips} clips", "settings": label, **ln.summarise(label, clip_run)}
+            )
+            video_run = ln.run_video(fs, options, video, "video.mp4")
+            rows.append(
+                {
+                    "input": "video.mp4",
+                    "settings": label,
+                    **ln.summarise(label, video_run),
+                }
+            )
+        fs.close()
+    print(
+        f"\n{'input':<22} {'settings':<17} {'people':>6} {'<=0.5s':>6} {'median s':>8} "
+        f"{'max s':>6} {'never':>5} {'wrong ev':>8} {'wrong fr':>8} {'FPS':>5} {'embeds':>6}"
+    )
+    for r in rows:
+        med = "-" if r["median_s"] is None else f"{r['median_s']:.2f}"
+        mx = "-" if r["max_s"] is None else f"{r['max_s']:.2f}"
+        print(
+            f"{r['input']:<22} {r['settings']:<17} {r['people']:>6} {r['within_0_5s']:>6} "
+            f"{med:>8} {mx:>6} {r['never_named']:>5} {r['wrong_events']:>8} "
+            f"{r['wrong_frames']:>8} {r['fps']:>5.1f} {r['embeddings']:>6}"
+        )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +174,9 @@ def main() -> int:
     ap.add_argument("--gallery", type=Path, help="an enrolled gallery to search")
     ap.add_argument("--device", default=None)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--no-fps", action="store_true", help="skip the speed table")
+    ap.add_argument("--no-names", action="store_true", help="skip the time-to-name table")
+    ap.add_argument("--clips", type=int, default=8, help="assembled clips for time to name")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     use_shared_models()
@@ -149,7 +211,7 @@ def main() -> int:
         f"{torch.get_num_threads()} threads; {args.repeat} pass(es) per method"
     )
     rows = []
-    for size in args.sizes.split(","):
+    for size in [] if args.no_fps else args.sizes.split(","):
         w, h = (int(x) for x in size.split("x"))
         frames = [f if f.shape[1] == w else cv2.resize(f, (w, h), cv2.INTER_AREA) for f in raw]
         frames = frames * args.repeat
@@ -174,8 +236,9 @@ def main() -> int:
                 f"{r['latency_p50_ms']:>7.0f} {r['latency_p95_ms']:>7.0f} {r['embeddings']:>10}"
             )
         rows += results
+    names = [] if args.no_names else time_to_name(fs, args.clips)
     if args.json:
-        args.json.write_text(json.dumps({"results": rows}, indent=2))
+        args.json.write_text(json.dumps({"results": rows, "time_to_name": names}, indent=2))
     fs.close()
     if tmp is not None:
         tmp.cleanup()

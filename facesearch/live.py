@@ -2,10 +2,14 @@
 
 Per frame: MTCNN on a copy downscaled to ``detect_width`` (every ``detect_every`` frames; on
 the frames between, tracks move by their velocity), IoU tracking, then only the tracks that need
-it (new, undecided, due for a periodic re-check, or grown/shrunk a lot) are cropped from the
+it (new, undecided, unknown, due for a periodic re-check, or changed) are cropped from the
 full-resolution frame and embedded, all in one batch, and searched in the gallery. Names are
-confirmed by votes (``tracking``), and events are emitted when a face appears, is recognised and
-leaves.
+decided by quality-weighted votes (``tracking``, ``quality``), and events are emitted when a face
+appears, is recognised and leaves.
+
+A track never carries a name onto a different face: a scene cut (the frame's colour histogram
+jumps) ends every track, a face whose colours jump inside its box is embedded again, and a track
+whose new embedding is far from its previous one is split into a new track.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import appearance
+from .quality import face_quality
 from .tracking import Track, Tracker
 from .types import Box, Faces, as_box
 from .video import Frame
@@ -42,6 +48,9 @@ class LiveOptions:
     refresh_s: float = 2.0  # how often to look for gallery changes made by others
     refine: str = "none"  # "exact" | "gradient": re-examine a wider pool of index candidates
     ef: int | None = None  # HNSW search breadth (None: the gallery's)
+    scene_cut: float = 0.35  # frame-histogram distance between consecutive frames that ends tracks
+    face_change: float = 0.45  # histogram distance inside a face's box that asks for a re-check
+    split_distance: float = 0.7  # embedding distance between checks of a track that splits it
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class LiveRecognizer:
         self._threshold = self._gallery_threshold()
         self._checked = time.perf_counter()
         self._last_detect: int | None = None
+        self._frame_signature: np.ndarray | None = None
         self.stats = LiveStats()
 
     def _gallery_threshold(self) -> float:
@@ -133,7 +143,9 @@ class LiveRecognizer:
         events: list[LiveEvent] = []
         idx = frame.index
         detect = self._last_detect is None or idx - self._last_detect >= opts.detect_every
-        rgb: np.ndarray | None = None
+        if self._scene_cut(frame.image):
+            events += [self._event(frame, "leave", t) for t in self.tracker.end_all()]
+            detect = True  # find the new scene's faces now, not on the next detection frame
         if detect:
             self._last_detect = idx
             h, w = frame.image.shape[:2]
@@ -146,20 +158,24 @@ class LiveRecognizer:
             from PIL import Image
 
             faces = self.detector.detect(Image.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
-            update = self.tracker.update(faces.boxes / scale, faces.scores, idx)
+            boxes = faces.boxes / scale
+            quality = face_quality(boxes, faces.landmarks / scale, faces.scores)
+            update = self.tracker.update(boxes, faces.scores, idx, quality)
             for t in update.appeared:
                 events.append(self._event(frame, "appear", t))
             for t in update.ended:
                 events.append(self._event(frame, "leave", t))
-            current = shown = self.tracker.recent(idx)
+            current = self.tracker.recent(idx)
+            self._notice_changed_faces(frame.image, current)
         else:
             self.tracker.predict()
-            shown = self.tracker.recent(idx, within=opts.detect_every)
             current = []  # nothing was detected in this frame: nothing new to embed
         due = [t for t in current if self.tracker.needs_embedding(t, idx)]
         if due:
             rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
             events += self._recognise(frame, rgb, due)
+        # after recognition, which may have split a track
+        shown = self.tracker.recent(idx, within=0 if detect else opts.detect_every)
         self.stats.frames += 1
         self.stats.detected_frames += int(detect)
         self.stats.embedded_faces += len(due)
@@ -183,21 +199,47 @@ class LiveRecognizer:
             return []
         faces = Faces.from_boxes(boxes[ok])
         vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
-        events = []
-        for t, cands in zip(
-            tracks,
-            self.fs.search_embeddings(
-                vectors, top_k=1, refine=self.options.refine, ef=self.options.ef
-            ),
-        ):
+        events: list[LiveEvent] = []
+        results = self.fs.search_embeddings(
+            vectors, top_k=1, refine=self.options.refine, ef=self.options.ef
+        )
+        for t, vector, cands in zip(tracks, vectors, results):
+            if (
+                t.vector is not None
+                and 1.0 - float(vector @ t.vector) > self.options.split_distance
+            ):
+                # another face under the same box (a swap the IoU tracker cannot see)
+                events.append(self._event(frame, "leave", t))
+                t = self.tracker.split(t, frame.index)
+                events.append(self._event(frame, "appear", t))
+            t.vector = vector
+            t.signature = appearance.region_signature(frame.image, t.box)
             best = cands[0] if cands else None
             dist = best.distance if best is not None else 2.0
             name = best.name if best is not None and dist <= self._threshold else None
             sim = best.similarity if best is not None else None
             sure = abs(dist - self._threshold) >= self.options.sure_margin
-            if self.tracker.vote(t, name, sim, frame.index, sure) and t.name is not None:
+            if self.tracker.vote(t, name, sim, frame.index, sure, t.quality) and t.name is not None:
                 events.append(self._event(frame, "recognized", t))
         return events
+
+    def _scene_cut(self, image: np.ndarray) -> bool:
+        """Whether this frame starts a new shot (its colours differ wholesale from the last)."""
+        signature = appearance.frame_signature(image)
+        previous, self._frame_signature = self._frame_signature, signature
+        return (
+            previous is not None
+            and appearance.distance(previous, signature) > self.options.scene_cut
+        )
+
+    def _notice_changed_faces(self, image: np.ndarray, tracks: list[Track]) -> None:
+        """Mark tracks whose face looks different from when it was last embedded."""
+        for t in tracks:
+            if t.signature is None or t.changed:
+                continue
+            now = appearance.region_signature(image, t.box)
+            if now is not None and appearance.distance(now, t.signature) > self.options.face_change:
+                t.changed = True
 
     def forget_names(self) -> None:
         """Make every track be recognised again (after the gallery changed)."""

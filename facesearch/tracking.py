@@ -1,16 +1,22 @@
-"""Face tracks across video frames: IoU association, and names confirmed by votes.
+"""Face tracks across video frames: IoU association, and names decided by quality-weighted votes.
 
-A track is embedded when it appears, then only every ``recheck_frames`` frames, or sooner when
-its face has grown or shrunk a lot since the last embedding, or while it has no verdict yet.
-A verdict (a name, or unknown) is reached at once when the first result is clear-cut (within
-``sure_margin`` of the threshold's right side), else once it holds a majority of the track's
-recent votes (at least ``confirm_votes`` of them); it then sticks until another verdict wins by
-votes, so one odd frame does not make the label flicker.
+Each recognition result is a vote weighted by the face's quality (``quality``: a large, frontal,
+confidently detected face counts for more than a small or turned one). A track is embedded when
+it appears; while it has no verdict, while its latest result disagrees with its verdict, or while
+it is "unknown", it is re-examined often (every ``unconfirmed_every`` / ``unknown_every``
+frames, and at once when its face becomes clearly better), because a person who enters small or
+turned away is the case that matters. A named track is re-checked only every ``recheck_frames``
+frames, or when its face grew or shrank a lot.
+
+A verdict (a name, or unknown) is reached at once when one good view gives a clear-cut result
+(at least ``sure_margin`` from the threshold); a clear-cut name from a good view also overturns an
+"unknown" at once. Otherwise the outcome holding most of the recent votes' weight, with at least
+``confirm_votes`` votes, wins, so one odd frame does not make the label flicker.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,8 +40,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Vote:
+    """One recognition result of a track: who (None = unknown), how similar, how good a view."""
+
     name: str | None
     similarity: float | None
+    quality: float = 1.0
+    sure: bool = False
 
 
 @dataclass
@@ -49,17 +59,27 @@ class Track:
     last_seen: int
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
     seen_box: np.ndarray | None = None  # where it was last detected (``box`` may be predicted)
-    name: str | None = None  # confirmed name; None = unknown (or not yet decided)
-    similarity: float | None = None  # of the latest embedding to the confirmed/nearest person
+    quality: float = 1.0  # of the latest detection (``quality.face_quality``)
+    name: str | None = None  # the verdict's name; None = unknown (or not yet decided)
+    similarity: float | None = None  # of the latest embedding to the verdict's/nearest person
     decided: bool = False  # a first verdict (name or unknown) has been reached
     stale: bool = False  # the verdict must be re-established (the gallery changed)
-    votes: deque[Vote] = field(default_factory=lambda: deque(maxlen=5))
+    votes: deque[Vote] = field(default_factory=lambda: deque(maxlen=6))
     embedded_frame: int | None = None
     embedded_box: np.ndarray | None = None
+    best_quality: float = 0.0  # the best view embedded so far
+    vector: np.ndarray | None = None  # the latest embedding, to notice a different face
+    signature: np.ndarray | None = None  # appearance when last embedded (``live``)
+    changed: bool = False  # the face's appearance jumped since it was last embedded
 
     @property
     def as_box(self) -> Box:
         return as_box(self.box)
+
+    @property
+    def unsettled(self) -> bool:
+        """The latest result disagrees with the verdict: look again soon."""
+        return bool(self.votes) and self.votes[-1].name != self.name
 
 
 @dataclass(frozen=True)
@@ -79,15 +99,21 @@ class Tracker:
         max_missed: int = 10,
         recheck_frames: int = 25,
         unconfirmed_every: int = 3,
+        unknown_every: int = 8,
         confirm_votes: int = 2,
         grew: float = 1.5,
+        good_quality: float = 0.5,
+        better_by: float = 0.15,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.recheck_frames = recheck_frames
         self.unconfirmed_every = unconfirmed_every
+        self.unknown_every = unknown_every
         self.confirm_votes = confirm_votes
         self.grew = grew
+        self.good_quality = good_quality
+        self.better_by = better_by
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -96,9 +122,16 @@ class Tracker:
         for t in self.tracks:
             t.box = t.box + t.velocity
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, frame: int) -> TrackUpdate:
+    def update(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        frame: int,
+        quality: np.ndarray | None = None,
+    ) -> TrackUpdate:
         """Associate this frame's detections with tracks; start and end tracks."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        quality = np.ones(len(boxes)) if quality is None else np.asarray(quality, np.float64)
         live = self.tracks
         ious = iou_matrix(np.array([t.box for t in live]).reshape(-1, 4), boxes)
         matched_t: set[int] = set()
@@ -115,28 +148,50 @@ class Tracker:
             gap = max(frame - t.last_seen, 1)
             t.velocity = 0.5 * t.velocity + 0.5 * (boxes[di] - t.box) / gap
             t.box, t.score, t.last_seen = boxes[di], float(scores[di]), frame
-            t.seen_box = t.box
+            t.seen_box, t.quality = t.box, float(quality[di])
         appeared = []
         for di in range(len(boxes)):
             if di not in matched_d:
-                t = Track(self._next_id, boxes[di], float(scores[di]), frame, frame)
-                t.seen_box = t.box
-                self._next_id += 1
-                appeared.append(t)
+                appeared.append(
+                    self._start(boxes[di], float(scores[di]), frame, float(quality[di]))
+                )
         ended = [t for t in live if frame - t.last_seen > self.max_missed]
         self.tracks = [t for t in live if frame - t.last_seen <= self.max_missed] + appeared
         return TrackUpdate(appeared, ended)
+
+    def _start(self, box: np.ndarray, score: float, frame: int, quality: float) -> Track:
+        t = Track(self._next_id, box, score, frame, frame, seen_box=box, quality=quality)
+        self._next_id += 1
+        return t
+
+    def end_all(self) -> list[Track]:
+        """End every track (a scene cut: no face on screen is the one it was before)."""
+        ended, self.tracks = self.tracks, []
+        return ended
+
+    def split(self, track: Track, frame: int) -> Track:
+        """End ``track`` and start a new one on the same box: it now shows a different face."""
+        new = self._start(track.box, track.score, frame, track.quality)
+        new.velocity = track.velocity
+        self.tracks = [new if t is track else t for t in self.tracks]
+        return new
 
     def recent(self, frame: int, within: int = 0) -> list[Track]:
         """Tracks detected in the last ``within`` frames (0: in this very frame)."""
         return [t for t in self.tracks if frame - t.last_seen <= within]
 
     def needs_embedding(self, track: Track, frame: int) -> bool:
-        if track.embedded_frame is None or track.embedded_box is None:
+        if track.embedded_frame is None or track.embedded_box is None or track.changed:
             return True
         since = frame - track.embedded_frame
-        if not track.decided or track.stale:
+        if not track.decided or track.stale or track.unsettled:
             return since >= self.unconfirmed_every
+        if track.name is None:
+            # Unknown is often a person not yet seen well: look again regularly, and at once
+            # when the view is clearly better than any embedded so far.
+            return (
+                since >= self.unknown_every or track.quality >= track.best_quality + self.better_by
+            )
         if since >= self.recheck_frames:
             return True
         # A face that came much closer (or went away) gives new evidence; one that only moved
@@ -152,25 +207,36 @@ class Tracker:
         similarity: float | None,
         frame: int,
         sure: bool = False,
+        quality: float = 1.0,
     ) -> bool:
         """Record one recognition result; returns True when the verdict changed.
 
-        ``sure``: this result alone is decisive if the track has no verdict yet.
+        ``sure``: the result is clear-cut (far from the threshold); from a good view
+        (``quality >= good_quality``) it alone decides a track without a verdict, and a sure
+        name alone overturns "unknown".
         """
         track.embedded_frame, track.embedded_box = frame, track.box.copy()
-        track.votes.append(Vote(name, similarity))
-        if sure and (not track.decided or track.stale):
-            changed = not track.decided or name != track.name
-            track.name, track.similarity, track.decided, track.stale = name, similarity, True, False
-            return changed
-        counts = Counter(v.name for v in track.votes)
-        leader, n = counts.most_common(1)[0]
-        if n < self.confirm_votes or n * 2 <= len(track.votes):
+        track.best_quality = max(track.best_quality, quality)
+        track.changed = False
+        track.votes.append(Vote(name, similarity, quality, sure))
+        good = quality >= self.good_quality
+        if sure and good and (not track.decided or track.stale or track.name is None):
+            return self._settle(track, name, similarity)
+        weight: dict[str | None, float] = defaultdict(float)
+        count: dict[str | None, int] = defaultdict(int)
+        for v in track.votes:
+            weight[v.name] += v.quality
+            count[v.name] += 1
+        leader = max(weight, key=lambda k: weight[k])
+        if count[leader] < self.confirm_votes or weight[leader] * 2 <= sum(weight.values()):
             if not track.decided and track.name is None:
                 track.similarity = similarity
             return False
         sims = [v.similarity for v in track.votes if v.name == leader and v.similarity is not None]
-        track.similarity = sims[-1] if sims else similarity
-        changed = not track.decided or leader != track.name
-        track.name, track.decided, track.stale = leader, True, False
+        return self._settle(track, leader, sims[-1] if sims else similarity)
+
+    @staticmethod
+    def _settle(track: Track, name: str | None, similarity: float | None) -> bool:
+        changed = not track.decided or name != track.name
+        track.name, track.similarity, track.decided, track.stale = name, similarity, True, False
         return changed
