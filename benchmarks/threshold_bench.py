@@ -45,7 +45,7 @@ from facesearch.evaluate import (
     parse_gallery_sizes,
 )
 from facesearch.metrics import OpenSet
-from facesearch.threshold import default_threshold, stranger_tail_p
+from facesearch.threshold import SAFETY_FACTOR, default_threshold, stranger_tail_p
 
 # probabilities of the tail table: 1, 2, 5 per decade from 1e-1 to 1e-6 (measured), then
 # extrapolated rows to 1e-8
@@ -256,10 +256,16 @@ def main() -> int:
     doc: dict = {"enroll_per_person": ks}
     if args.table:
         doc["table"] = table(evalset, emb, ks)
-        print("\ndefault_threshold(N), far 1%:")
-        for n in (1, 2, 4, 8, 16, 64, 256, 471, 1000, 10_000, 100_000, 1_000_000):
-            th = default_threshold(n)
-            print(f"  {n:>9,} p={stranger_tail_p(n):.2e} t={th.value:.3f}  {th.source}")
+        print(
+            f"\ndefault_threshold(N), far 1% (chances = {SAFETY_FACTOR} x N x m(photos per person)):"
+        )
+        print(f"  {'N':>9} {'p (K=1)':>9} {'K=1':>6} {'K=2':>6} {'K=3':>6}")
+        for n in (1, 2, 4, 8, 16, 32, 64, 128, 256, 471, 1000, 10_000, 100_000, 1_000_000):
+            ts = [default_threshold(n, faces=k * n).value for k in (1, 2, 3)]
+            print(
+                f"  {n:>9,} {stranger_tail_p(SAFETY_FACTOR * n):>9.2e} "
+                + " ".join(f"{t:>6.3f}" for t in ts)
+            )
     else:
         sizes = parse_gallery_sizes(args.sizes)
         doc["by_gallery_size"] = {
