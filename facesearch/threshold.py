@@ -10,7 +10,9 @@ resemble someone: with ``F(t)`` the chance that a stranger's distance to one ran
 person is ``<= t``, the chance that a gallery of ``N`` people names them is
 ``1 - (1 - F(t))**N``. ``default_threshold`` solves that for the target rate (1 %) with ``F``
 measured on lfw_dev (``STRANGER_TAIL``), so 4 enrolled people get a looser threshold than 471
-for the same stranger false-accept rate (docs/threshold.md has the method and the measurements).
+for the same stranger false-accept rate. People enrolled with several photos count as more
+chances (``chances_per_person``), and every person as ``SAFETY_FACTOR`` of them.
+docs/threshold.md has the method and the measurements.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .errors import InputError
 from .types import Candidate
 
 ThresholdKind = Literal["user", "calibrated", "default"]
@@ -106,8 +109,11 @@ class Threshold:
 
 
 def given(value: float, source: str = "given by caller") -> Threshold:
-    """A threshold set for one call (``identify --threshold``)."""
-    return Threshold(float(value), source, "user")
+    """A threshold set for one call (``identify --threshold``); InputError unless 0..2."""
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 2.0):
+        raise InputError(f"a threshold is a cosine distance between 0 and 2, got {value}")
+    return Threshold(value, source, "user")
 
 
 def stranger_tail_p(chances: float, far: float = DEFAULT_FAR) -> float:

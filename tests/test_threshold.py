@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from facesearch import threshold as th
+from facesearch.errors import InputError
 from facesearch.gallery import Gallery
 from facesearch.store import FaceRecord
 from facesearch.threshold import Threshold, default_threshold, is_match, name_for
@@ -91,6 +92,9 @@ def test_threshold_value_is_validated_and_serialised():
     with pytest.raises(ValueError, match="cosine distance"):
         Threshold(2.5, "x")
     assert Threshold(0.41234, "why").to_dict() == {"threshold": 0.4123, "threshold_source": "why"}
+    with pytest.raises(InputError, match="between 0 and 2"):
+        th.given(-0.1)
+    assert th.given(0.5) == Threshold(0.5, "given by caller", "user")
 
 
 def test_one_decision_rule():
