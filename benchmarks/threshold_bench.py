@@ -18,6 +18,11 @@ and at the old fixed 0.307, and the largest threshold each draw itself would all
 
     python benchmarks/threshold_bench.py --table
     python benchmarks/threshold_bench.py [--sizes 4,16,64,256,all] [--draws 20] [--enroll-per-person 1] [--json PATH]
+    python benchmarks/threshold_bench.py --holdout --draws 50 --enroll-per-person 1,2,3
+
+``--holdout`` splits the people in two random halves: the tail is derived (as ``--table`` does)
+on one half only and the rule with that tail is measured on sub-galleries of the other half, so
+nothing measured there was seen when the tail was made (the photo and safety factors were).
 
 Embeddings come from facesearch's evaluation cache (~/.cache/facesearch/embeddings; the first
 run embeds lfw_dev's 3,321 photos, a few minutes on one core); the rest takes seconds.
@@ -26,10 +31,12 @@ run embeds lfw_dev's 3,321 photos, a few minutes on one core); the rest takes se
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,7 +52,14 @@ from facesearch.evaluate import (
     parse_gallery_sizes,
 )
 from facesearch.metrics import OpenSet
-from facesearch.threshold import SAFETY_FACTOR, default_threshold, stranger_tail_p
+from facesearch.threshold import (
+    SAFETY_FACTOR,
+    Tail,
+    Threshold,
+    default_threshold,
+    stranger_tail_p,
+    tail_distance,
+)
 
 # probabilities of the tail table: 1, 2, 5 per decade from 1e-1 to 1e-6 (measured), then
 # extrapolated rows to 1e-8
@@ -184,6 +198,37 @@ def table(evalset: EvalSet, emb: SubjectEmbeddings, ks: list[int]) -> dict:
     return result
 
 
+def tail_from(d: np.ndarray) -> Tail:
+    """A ``STRANGER_TAIL``-like table from sorted distances, made as ``--table`` makes it:
+    measured rows with >= 4 distances below them, then the Gaussian tail fitted on 1e-2..1e-5,
+    anchored at the last measured row."""
+    measured = [p for p in MEASURED if p * len(d) >= 4]
+    rows = {p: quantile(d, p) for p in measured}
+    fit_ps = [p for p in measured if FIT_RANGE[0] <= p <= FIT_RANGE[1]]
+    a, b = fit(fit_ps, [rows[p] for p in fit_ps], "gaussian")
+    last = measured[-1]
+    shift = rows[last] - (a + b * _g(last, "gaussian"))
+    extra = [p for p in MEASURED + EXTRAPOLATED if p < last]
+    return tuple((p, rows[p]) for p in measured) + tuple(
+        (p, a + b * _g(p, "gaussian") + shift) for p in extra
+    )
+
+
+def restrict(
+    evalset: EvalSet, emb: SubjectEmbeddings, people: np.ndarray
+) -> tuple[EvalSet, SubjectEmbeddings]:
+    """The photos (and embeddings) of some of the people only."""
+    people = np.sort(people)
+    idx = np.flatnonzero(np.isin(evalset.person_of, people))
+    sub = EvalSet(
+        evalset.root,
+        tuple(evalset.people[p] for p in people),
+        tuple(evalset.paths[i] for i in idx),
+        np.searchsorted(people, evalset.person_of[idx]),
+    )
+    return sub, SubjectEmbeddings(emb.vectors[idx], emb.found[idx], 0.0, True)
+
+
 def sizes_table(
     evalset: EvalSet,
     emb: SubjectEmbeddings,
@@ -192,14 +237,16 @@ def sizes_table(
     k: int,
     far: float,
     seed: int,
+    rule: Callable[..., Threshold] = default_threshold,
+    title: str = "",
 ) -> list[dict]:
     total = len(enrollable_people(emb, evalset, k))
     sizes = [n for n in sizes if n is None or n < total]  # "all" covers the rest
     rows = by_gallery_size(
-        emb, evalset, sizes, far=far, enroll_per_person=k, draws=draws, seed=seed
+        emb, evalset, sizes, far=far, enroll_per_person=k, draws=draws, seed=seed, rule=rule
     )
     print(
-        f"\nThreshold by gallery size, {k} photo(s) enrolled per person, {draws} draws, "
+        f"\nThreshold by gallery size{title}, {k} photo(s) enrolled per person, {draws} draws, "
         f"target stranger false-accept {far:.0%}"
     )
     print(
@@ -248,6 +295,11 @@ def main() -> int:
     ap.add_argument("--far", type=float, default=0.01, help="target stranger false-accept rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument(
+        "--holdout",
+        action="store_true",
+        help="derive the tail on a random half of the people, measure the rule on the other half",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args()
     ks = [int(x) for x in args.enroll_per_person.split(",")]
@@ -266,6 +318,34 @@ def main() -> int:
                 f"  {n:>9,} {stranger_tail_p(SAFETY_FACTOR * n):>9.2e} "
                 + " ".join(f"{t:>6.3f}" for t in ts)
             )
+    elif args.holdout:
+        sizes = parse_gallery_sizes(args.sizes)
+        order = np.random.default_rng(args.seed).permutation(len(evalset.people))
+        half = len(order) // 2
+        ev_a, emb_a = restrict(evalset, emb, order[:half])
+        ev_b, emb_b = restrict(evalset, emb, order[half:])
+        tail = tail_from(stranger_distances(ev_a, emb_a, 1))
+        print(
+            f"\nHold-out: tail from {len(ev_a.people)} people ({len(ev_a)} photos), rule "
+            f"measured on the other {len(ev_b.people)} ({len(ev_b)} photos); t at F=1e-3, 1e-4: "
+            f"{tail_distance(1e-3, tail):.4f}, {tail_distance(1e-4, tail):.4f} "
+            f"(all people: {tail_distance(1e-3):.4f}, {tail_distance(1e-4):.4f})"
+        )
+        doc["holdout_tail"] = [[p, round(t, 4)] for p, t in tail]
+        doc["by_gallery_size"] = {
+            str(k): sizes_table(
+                ev_b,
+                emb_b,
+                sizes,
+                args.draws,
+                k,
+                args.far,
+                args.seed,
+                rule=functools.partial(default_threshold, tail=tail),
+                title=" (hold-out half)",
+            )
+            for k in ks
+        }
     else:
         sizes = parse_gallery_sizes(args.sizes)
         doc["by_gallery_size"] = {

@@ -436,11 +436,13 @@ def by_gallery_size(
     enroll_per_person: int = 1,
     draws: int = 10,
     seed: int = 0,
+    rule: Callable[..., Threshold] = default_threshold,
 ) -> list[GallerySize]:
     """Open-set identification on ``draws`` random sub-galleries of each size (see ``GallerySize``).
 
     Scores come from ``PersonScorer`` as in ``open_set``; a size of None (or all of them) is one
-    draw, since every draw would be the same.
+    draw, since every draw would be the same. ``rule(people, far, faces=...)`` gives the threshold
+    measured (the default rule unless a benchmark swaps in another).
     """
     if enroll_per_person < 1:
         raise InputError("--enroll-per-person must be at least 1")
@@ -490,7 +492,7 @@ def by_gallery_size(
         out.append(
             GallerySize(
                 n,
-                default_threshold(n, far, faces=n * enroll_per_person),
+                rule(n, far, faces=n * enroll_per_person),
                 FIXED_THRESHOLD,
                 far,
                 results,

@@ -125,10 +125,13 @@ def stranger_tail_p(chances: float, far: float = DEFAULT_FAR) -> float:
     return -math.expm1(math.log1p(-far) / max(chances, 1.0))
 
 
-def tail_distance(p: float) -> float:
-    """The distance t with ``F(t) == p``: ``STRANGER_TAIL`` interpolated linearly in log10(p)."""
-    probs = np.log10([row[0] for row in STRANGER_TAIL])[::-1]  # ascending for np.interp
-    dists = np.array([row[1] for row in STRANGER_TAIL])[::-1]
+Tail = tuple[tuple[float, float], ...]
+
+
+def tail_distance(p: float, tail: Tail = STRANGER_TAIL) -> float:
+    """The distance t with ``F(t) == p``: the tail table interpolated linearly in log10(p)."""
+    probs = np.log10([row[0] for row in tail])[::-1]  # ascending for np.interp
+    dists = np.array([row[1] for row in tail])[::-1]
     return float(np.interp(math.log10(max(p, 1e-300)), probs, dists))
 
 
@@ -138,13 +141,15 @@ def chances_per_person(photos_per_person: float) -> float:
 
 
 def default_threshold(
-    n_people: int, far: float = DEFAULT_FAR, faces: int | None = None
+    n_people: int, far: float = DEFAULT_FAR, faces: int | None = None, tail: Tail = STRANGER_TAIL
 ) -> Threshold:
     """The threshold at which a stranger is named as one of ``n_people`` with chance ``far``.
 
     Solves ``1 - (1 - F(t))**chances = far`` on the measured stranger tail, with
     ``chances = SAFETY_FACTOR * n_people * chances_per_person(faces / n_people)`` (``faces``
-    None: one photo each), clamped to ``[MIN_THRESHOLD, MAX_THRESHOLD]``. Non-increasing in both counts.
+    None: one photo each), clamped to ``[MIN_THRESHOLD, MAX_THRESHOLD]``. Non-increasing in both
+    counts. ``tail`` is for measuring the rule with a tail measured elsewhere (the benchmark's
+    hold-out).
 
     >>> default_threshold(4).value > default_threshold(471).value > default_threshold(50_000).value
     True
@@ -154,7 +159,7 @@ def default_threshold(
     per_person = faces / n_people if faces and n_people else 1.0
     chances = SAFETY_FACTOR * max(n_people, 1) * chances_per_person(per_person)
     p = stranger_tail_p(chances, far)
-    t = tail_distance(p)
+    t = tail_distance(p, tail)
     note = ""
     if t >= MAX_THRESHOLD:
         t, note = MAX_THRESHOLD, f"; capped at {MAX_THRESHOLD}, the best 1:1 threshold"
