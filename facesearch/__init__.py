@@ -21,6 +21,7 @@ from .errors import (
 )
 from .gallery import Gallery
 from .pipeline import FaceSearch
+from .threshold import Threshold, default_threshold
 from .types import Candidate, EnrollReport, FaceMatch, Faces, ImageResult, Person, Skip
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "FaceEmbedder",
     "FaceAnnotator",
     "Gallery",
+    "Threshold",
+    "default_threshold",
     "most_prominent",
     "Faces",
     "FaceMatch",

@@ -18,6 +18,7 @@ from .errors import FaceSearchError, InputError
 from .images import load_image
 from .index import DTYPES
 from .pipeline import FaceSearch
+from .threshold import given
 from .types import EnrollReport, ImageResult
 
 PROG = "facesearch"
@@ -137,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibrate",
         action="store_true",
         help="also store the open-set threshold in the gallery (as the calibrate command does)",
+    )
+    p.add_argument(
+        "--gallery-sizes",
+        metavar="LIST",
+        help="also measure open-set identification on random sub-galleries of these numbers of "
+        "people, comma-separated, 'all' for everyone (e.g. 4,16,64,256,all): the default "
+        "threshold's stranger false-accepts and known people named, beside the fixed 0.307",
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=10,
+        metavar="N",
+        help="random sub-galleries per size for --gallery-sizes (default 10)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed of the --gallery-sizes draws (default 0)"
     )
 
     p = add("live", "recognise faces live in a camera, video file or network stream")
@@ -435,7 +453,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
 def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .evaluate import default_cache_dir, evaluate
+    from .evaluate import default_cache_dir, evaluate, parse_gallery_sizes
 
     evaluating = args.command == "evaluate"
     calibrating = not evaluating or args.calibrate
@@ -448,6 +466,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         raise InputError("--calibrate needs the open-set identification part")
     if pairs and not verification:
         raise InputError("--pairs is for verification, which is switched off")
+    sizes = parse_gallery_sizes(args.gallery_sizes) if evaluating and args.gallery_sizes else []
     bar = tqdm(
         unit="photo", desc="embed", disable=True if args.no_progress else None, file=sys.stderr
     )
@@ -460,6 +479,9 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
             identification=identification,
             far=args.far,
             enroll_per_person=args.enroll_per_person,
+            gallery_sizes=sizes,
+            draws=args.draws if evaluating else 1,
+            seed=args.seed if evaluating else 0,
             cache_dir=None if args.no_cache else default_cache_dir(),
             progress=bar.update,
             on_total=lambda n: bar.reset(total=n),
@@ -535,11 +557,13 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
     status = 0
     annotator = FaceAnnotator()
     many = len(args.images) > 1
+    explicit = None if args.threshold is None else given(args.threshold, "set by --threshold")
+    told_threshold = False
     for path in args.images:
         try:
             loaded = load_image(path)  # decoded once, for identify and the annotation
             result = fs.identify(
-                loaded, threshold=args.threshold, top_k=args.top_k, refine=args.refine, ef=args.ef
+                loaded, threshold=explicit, top_k=args.top_k, refine=args.refine, ef=args.ef
             )
         except InputError as err:
             status = 1
@@ -548,6 +572,9 @@ def _cmd_identify(fs: FaceSearch, args: argparse.Namespace) -> int:
             continue
         results.append(result.to_dict())
         if not args.json:
+            if not told_threshold:
+                print(f"threshold {result.threshold:.3f} ({result.threshold_source})")
+                told_threshold = True
             _print_identify(result, sys.stdout)
         if args.annotate:
             target = _annotate_target(args.annotate, path, many)

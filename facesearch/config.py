@@ -8,10 +8,11 @@ from pathlib import Path
 GALLERY_ENV = "FACESEARCH_GALLERY"
 MODELS_ENV = "FACESEARCH_MODELS"
 
-# Cosine distance (1 - cos) above which a face is "unknown". Measured, not guessed: the open-set
-# threshold for <= 1 % stranger false-accepts that `facesearch evaluate ../shared/faces/lfw_dev`
-# derives (README, "Accuracy and the default threshold").
-DEFAULT_THRESHOLD = 0.307
+# The fixed match threshold (cosine distance) facesearch used before the default followed the
+# gallery's size: the open-set threshold for <= 1 % stranger false-accepts with lfw_dev's 471
+# people enrolled. The default now comes from ``threshold.default_threshold`` (which gives about
+# this value at 471 people); ``evaluate --gallery-sizes`` reports this one beside it.
+FIXED_THRESHOLD = 0.307
 
 # Crop geometry: 160x160 MTCNN crops with a 32 px margin (in output pixels, facenet-pytorch's
 # convention; close to the 32 px the checkpoint's author used on LFW's 250x250 photos), and

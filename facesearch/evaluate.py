@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import metrics
-from .config import user_cache_dir
+from .config import FIXED_THRESHOLD, user_cache_dir
 from .crops import crop_faces
 from .detection import most_prominent
 from .errors import InputError
 from .evalset import EvalSet, Pairs, read_lfw_pairs, sample_pairs
+from .threshold import Threshold, default_threshold
 
 if TYPE_CHECKING:
     from .pipeline import FaceSearch
@@ -35,10 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FARS = (0.01, 0.001)  # reported TAR@FAR points
-NO_FACE_DISTANCE = 2.0
-TRADEOFF_GRID = np.round(
-    np.arange(0.20, 0.705, 0.05), 2
-)  # thresholds of the trade-off table  # a pair or query whose photo has no face counts as the farthest possible
+NO_FACE_DISTANCE = 2.0  # a pair or query whose photo has no face counts as the farthest possible
+TRADEOFF_GRID = np.round(np.arange(0.20, 0.705, 0.05), 2)  # thresholds of the trade-off table
 
 
 @dataclass
@@ -108,6 +107,57 @@ class Identification:
 
 
 @dataclass
+class GallerySize:
+    """Open-set identification on random sub-galleries of one size (``--gallery-sizes``).
+
+    Per draw: ``people`` people with more than ``enroll_per_person`` photos are drawn and enrolled
+    with their first photos, their other photos are the known queries, and every photo of every
+    person not drawn is a stranger. Rates are compared at the default rule's threshold for this
+    many people and at the fixed ``FIXED_THRESHOLD``; ``results`` holds one ``OpenSet`` per draw.
+    """
+
+    people: int
+    threshold: Threshold
+    fixed_threshold: float
+    far_target: float
+    results: list[metrics.OpenSet] = field(repr=False)
+
+    def _rates(self, threshold: float) -> dict[str, float]:
+        at = [r.at(threshold) for r in self.results]
+        fa = [a["stranger_false_accept"] for a in at]
+        kc = [a["known_correct"] for a in at]
+        return {
+            "known_correct": round(float(np.mean(kc)), 5),
+            "known_correct_worst": round(float(np.min(kc)), 5),
+            "known_wrong": round(float(np.mean([a["known_wrong"] for a in at])), 5),
+            "stranger_false_accept": round(float(np.mean(fa)), 5),
+            # standard error of that mean over the draws (0 with one draw)
+            "stranger_false_accept_se": round(
+                float(np.std(fa, ddof=1) / np.sqrt(len(fa))) if len(fa) > 1 else 0.0, 5
+            ),
+            "stranger_false_accept_worst": round(float(np.max(fa)), 5),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        own = [r.threshold_for_far(self.far_target) for r in self.results]
+        return {
+            "people": self.people,
+            "draws": len(self.results),
+            "known_queries": round(float(np.mean([r.known_dist.size for r in self.results])), 1),
+            "stranger_queries": round(
+                float(np.mean([r.stranger_dist.size for r in self.results])), 1
+            ),
+            "far_target": self.far_target,
+            **self.threshold.to_dict(),
+            "rule": self._rates(self.threshold.value),
+            "fixed": {"threshold": self.fixed_threshold, **self._rates(self.fixed_threshold)},
+            # the largest threshold each draw itself allows for far_target (what calibrate finds)
+            "measured_threshold": round(float(np.mean(own)), 4),
+            "measured_threshold_min": round(float(np.min(own)), 4),
+        }
+
+
+@dataclass
 class Evaluation:
     folder: str
     photos: int
@@ -118,6 +168,7 @@ class Evaluation:
     model: str
     verification: Verification | None = None
     identification: Identification | None = None
+    by_gallery_size: list[GallerySize] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -133,6 +184,8 @@ class Evaluation:
             out["verification"] = self.verification.to_dict()
         if self.identification is not None:
             out["identification"] = self.identification.to_dict()
+        if self.by_gallery_size:
+            out["by_gallery_size"] = [g.to_dict() for g in self.by_gallery_size]
         return out
 
     def to_json(self) -> str:
@@ -343,6 +396,111 @@ def open_set(
     )
 
 
+def parse_gallery_sizes(text: str) -> list[int | None]:
+    """``"4,16,all"`` -> ``[4, 16, None]`` (None: every person who can be enrolled and queried)."""
+    sizes: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "all":
+            sizes.append(None)
+        elif part.isdigit() and int(part) >= 1:
+            sizes.append(int(part))
+        else:
+            raise InputError(
+                f"--gallery-sizes takes numbers of people >= 1 or 'all', comma-separated "
+                f"(e.g. 4,16,64,all); got {part!r}"
+            )
+    return sizes
+
+
+def enrollable_people(
+    emb: SubjectEmbeddings, evalset: EvalSet, enroll_per_person: int = 1
+) -> np.ndarray:
+    """People who can be enrolled and queried: more than ``enroll_per_person`` photos with a face."""
+    return np.array(
+        [
+            k
+            for k in range(len(evalset.people))
+            if emb.found[evalset.photos_of(k)].sum() > enroll_per_person
+        ],
+        np.int64,
+    )
+
+
+def by_gallery_size(
+    emb: SubjectEmbeddings,
+    evalset: EvalSet,
+    sizes: Sequence[int | None],
+    *,
+    far: float = 0.01,
+    enroll_per_person: int = 1,
+    draws: int = 10,
+    seed: int = 0,
+    rule: Callable[..., Threshold] = default_threshold,
+) -> list[GallerySize]:
+    """Open-set identification on ``draws`` random sub-galleries of each size (see ``GallerySize``).
+
+    Scores come from ``PersonScorer`` as in ``open_set``; a size of None (or all of them) is one
+    draw, since every draw would be the same. ``rule(people, far, faces=...)`` gives the threshold
+    measured (the default rule unless a benchmark swaps in another).
+    """
+    if enroll_per_person < 1:
+        raise InputError("--enroll-per-person must be at least 1")
+    if draws < 1:
+        raise InputError("--draws must be at least 1")
+    photos = [evalset.photos_of(k) for k in range(len(evalset.people))]
+    with_face = [p[emb.found[p]] for p in photos]
+    eligible = enrollable_people(emb, evalset, enroll_per_person)
+    total = len(eligible)
+    for n in sizes:
+        if n is not None and n > total:
+            raise InputError(
+                f"--gallery-sizes {n}: only {total} people in {evalset.root} have more than "
+                f"{enroll_per_person} photo(s) to enroll and query (use a smaller size or all)"
+            )
+    if total < 1:
+        raise InputError(
+            f"{evalset.root}: open-set identification needs people with more than "
+            f"{enroll_per_person} photo(s) to enroll and query"
+        )
+    rng = np.random.default_rng(seed)
+    v = emb.vectors
+    out = []
+    for n in sizes:
+        n = total if n is None else n
+        results = []
+        for _ in range(1 if n == total else draws):
+            drawn = np.zeros(len(photos), bool)
+            drawn[rng.choice(eligible, n, replace=False)] = True
+            gal = np.concatenate([with_face[k][:enroll_per_person] for k in np.flatnonzero(drawn)])
+            known = np.concatenate(
+                [with_face[k][enroll_per_person:] for k in np.flatnonzero(drawn)]
+            )
+            known_missing = sum(len(photos[k]) - len(with_face[k]) for k in np.flatnonzero(drawn))
+            strangers = np.flatnonzero(~drawn[evalset.person_of] & emb.found)
+            stranger_missing = int((~drawn[evalset.person_of] & ~emb.found).sum())
+            scorer = PersonScorer(v[gal], evalset.person_of[gal])
+            kd, kwho = scorer.nearest(v[known])
+            sd, _ = scorer.nearest(v[strangers])
+            results.append(
+                metrics.OpenSet(
+                    np.r_[kd, np.full(known_missing, NO_FACE_DISTANCE)],
+                    np.r_[kwho == evalset.person_of[known], np.zeros(known_missing, bool)],
+                    np.r_[sd, np.full(stranger_missing, NO_FACE_DISTANCE)],
+                )
+            )
+        out.append(
+            GallerySize(
+                n,
+                rule(n, far, faces=n * enroll_per_person),
+                FIXED_THRESHOLD,
+                far,
+                results,
+            )
+        )
+    return out
+
+
 def evaluate(
     fs: FaceSearch,
     folder: str | Path,
@@ -352,6 +510,9 @@ def evaluate(
     identification: bool = True,
     far: float = 0.01,
     enroll_per_person: int = 1,
+    gallery_sizes: Sequence[int | None] = (),
+    draws: int = 10,
+    seed: int = 0,
     cache_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -363,6 +524,12 @@ def evaluate(
         raise InputError("--far must be between 0 and 1 (e.g. 0.01)")
     if enroll_per_person < 1:
         raise InputError("--enroll-per-person must be at least 1")
+    if gallery_sizes and not identification:
+        raise InputError(
+            "--gallery-sizes is part of open-set identification, which is switched off"
+        )
+    if draws < 1:
+        raise InputError("--draws must be at least 1")
     evalset = load_eval_set(folder)
     pair_list = read_lfw_pairs(pairs, evalset) if pairs else None
     if on_total:
@@ -381,6 +548,16 @@ def evaluate(
         ev.verification = verify_pairs(emb, pair_list or sample_pairs(evalset))
     if identification:
         ev.identification = open_set(emb, evalset, far, enroll_per_person)
+    if gallery_sizes:
+        ev.by_gallery_size = by_gallery_size(
+            emb,
+            evalset,
+            gallery_sizes,
+            far=far,
+            enroll_per_person=enroll_per_person,
+            draws=draws,
+            seed=seed,
+        )
     return ev
 
 

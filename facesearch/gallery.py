@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import DEFAULT_THRESHOLD
 from .errors import GalleryError, InputError
 from .index import FaceIndex, IndexParams, exact_path
 from .store import FaceRecord, GalleryStore
+from .threshold import Threshold, default_threshold, given
 from .types import Candidate, Person
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,6 @@ INDEX_NAME = "faces.usearch"
 INDEX_META_NAME = "faces.usearch.json"
 PARAMS_KEY = "index_params"
 LOCK_NAME = ".lock"
-
-DEFAULT_THRESHOLD_SOURCE = "default: open-set measurement on lfw_dev (README)"
 
 
 def _is_writable_dir(path: Path) -> bool:
@@ -68,6 +66,7 @@ class Gallery:
         self.params = params or IndexParams()
         self._lock_fd: int | None = None
         self._template_cache: dict[int, np.ndarray] = {}
+        self._threshold: Threshold | None = None  # cached until this object writes
         self._dirty = False
         db_path = self.directory / DB_NAME
         if writable:
@@ -279,6 +278,7 @@ class Gallery:
             return []
         ids = self.store.add_faces(records, self.model_id)
         self._template_cache.clear()
+        self._threshold = None
         self.index.add(np.asarray(ids, np.int64), np.stack([r.embedding for r in records]))
         self._dirty = True
         return ids
@@ -288,6 +288,7 @@ class Gallery:
         self._require_writable()
         ids = self.store.remove_person(name)
         self._template_cache.clear()
+        self._threshold = None
         self.index.remove(np.asarray(ids, np.int64))
         self._dirty = True
         self.flush()
@@ -390,14 +391,29 @@ class Gallery:
 
     # -- settings and info ---------------------------------------------------------------------
 
-    def threshold(self) -> tuple[float, str]:
-        """The match threshold (max cosine distance) in force, and where it came from."""
-        value = self.store.get_meta("threshold")
-        if value is None:
-            return DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_SOURCE
-        return float(value), self.store.get_meta("threshold_source") or "gallery setting"
+    def threshold(self, explicit: float | Threshold | None = None) -> Threshold:
+        """The match threshold (max cosine distance) in force, and where it came from.
+
+        ``explicit`` (the caller's ``--threshold``) wins; else the value ``calibrate`` stored in
+        the gallery; else ``default_threshold`` for the number of people enrolled, so the
+        default follows the gallery as people are added and removed (``threshold.py``).
+        """
+        if isinstance(explicit, Threshold):
+            return explicit
+        if explicit is not None:
+            return given(explicit)
+        if self._threshold is None:
+            value = self.store.get_meta("threshold")
+            if value is None:
+                people, faces = self.store.count_people(), self.store.count_faces()
+                self._threshold = default_threshold(people, faces=faces)
+            else:
+                source = self.store.get_meta("threshold_source") or "gallery setting"
+                self._threshold = Threshold(float(value), source, "calibrated")
+        return self._threshold
 
     def set_threshold(self, value: float | None, source: str) -> None:
+        """Store the gallery's own threshold (``calibrate``), or with None go back to the default."""
         self._require_writable()
         self.store.set_meta(
             {
@@ -405,9 +421,10 @@ class Gallery:
                 "threshold_source": None if value is None else source,
             }
         )
+        self._threshold = None
 
     def info(self) -> dict[str, Any]:
-        threshold, source = self.threshold()
+        threshold = self.threshold()
 
         def size(name: str) -> int | None:
             p = self.directory / name
@@ -427,8 +444,8 @@ class Gallery:
                 "memory_bytes": self.index.memory_bytes,
                 "memory_mapped": self.index.view,
             },
-            "threshold": threshold,
-            "threshold_source": source,
+            "threshold": threshold.value,
+            "threshold_source": threshold.source,
             "files": {
                 name: size(name)
                 for name in (DB_NAME, INDEX_NAME, exact_path(self.index_path).name, INDEX_META_NAME)

@@ -28,6 +28,7 @@ from .images import LoadedImage, iter_files, load_image, to_rgb
 from .index import IndexParams
 from .names import validate_name
 from .store import FaceRecord
+from .threshold import Threshold, name_for
 from .types import (
     Box,
     Candidate,
@@ -218,7 +219,7 @@ class FaceSearch:
         self,
         image: ImageInput,
         *,
-        threshold: float | None = None,
+        threshold: float | Threshold | None = None,
         top_k: int = 3,
         refine: str = "none",
         ef: int | None = None,
@@ -226,14 +227,14 @@ class FaceSearch:
         """Every face in ``image`` (a path, PIL image or RGB array) with who it is, or None.
 
         ``threshold`` is the largest cosine distance accepted as a match; by default the
-        gallery's calibrated value or the measured default. ``refine`` ("exact", "gradient")
+        gallery's calibrated value, else the measured default for the number of people enrolled
+        (``threshold.py``); the result says which (``threshold``, ``threshold_source``). ``refine`` ("exact", "gradient")
         re-examines a wider pool of index candidates (``refine.py``). ``ef`` sets the HNSW search
         breadth for this call (default: the gallery's, which grows with its size unless set).
         """
         label, pil = _as_image(image)
         gallery = self._read_gallery()
-        if threshold is None:
-            threshold = gallery.threshold()[0]
+        rule = gallery.threshold(threshold)
         faces = self.detector.detect(pil)
         vectors = self.embedder.embed(crop_faces(pil, faces))
         # at least two candidates per face, so that the runner-up is always reported
@@ -248,19 +249,19 @@ class FaceSearch:
                 FaceMatch(
                     box=as_box(faces.boxes[j]),
                     score=float(faces.scores[j]),
-                    name=best.name if best is not None and best.distance <= threshold else None,
+                    name=name_for(best, rule),
                     similarity=best.similarity if best else None,
                     distance=best.distance if best else None,
                     candidates=cands,
                 )
             )
-        return ImageResult(label, pil.width, pil.height, tuple(matches))
+        return ImageResult(label, pil.width, pil.height, tuple(matches), rule.value, rule.source)
 
     def identify_many(
         self,
         images: Iterable[ImageInput],
         *,
-        threshold: float | None = None,
+        threshold: float | Threshold | None = None,
         top_k: int = 3,
         refine: str = "none",
         ef: int | None = None,
@@ -280,9 +281,15 @@ class FaceSearch:
             vectors, k_people=top_k, refine=refine, device=self._device, ef=ef
         )
 
-    def threshold(self) -> float:
-        """The match threshold in force for this gallery."""
-        return self._read_gallery().threshold()[0]
+    def threshold(self, explicit: float | Threshold | None = None) -> float:
+        """The match threshold in force for this gallery (``explicit`` wins when given)."""
+        return self.threshold_in_force(explicit).value
+
+    def threshold_in_force(self, explicit: float | Threshold | None = None) -> Threshold:
+        """The match threshold in force and why: ``explicit`` (the caller's), else the gallery's
+        calibrated value, else the default for the people enrolled (``threshold.py``).
+        Decide with ``threshold.name_for(candidate, this)``."""
+        return self._read_gallery().threshold(explicit)
 
     def refresh(self) -> bool:
         """Reopen the gallery if another process changed it; returns True when it did."""

@@ -57,7 +57,34 @@ def summary_text(ev: Evaluation) -> str:
                 f"  {row['threshold']:>9.2f} {row['known_correct'] * 100:>13.2f}% "
                 f"{row['known_wrong'] * 100:>11.2f}% {row['stranger_false_accept'] * 100:>11.2f}%"
             )
+    if ev.by_gallery_size:
+        lines += ["", *gallery_size_lines(ev)]
     return "\n".join(lines) + "\n"
+
+
+def gallery_size_lines(ev: Evaluation) -> list[str]:
+    """The ``--gallery-sizes`` table: the default rule beside the fixed threshold, per size."""
+    rows = [g.to_dict() for g in ev.by_gallery_size]
+    first = rows[0]
+    fixed = first["fixed"]["threshold"]
+    lines = [
+        "Open-set by gallery size (random sub-galleries of people with photos to enroll and "
+        "query; strangers: every photo of everyone not drawn; "
+        f"target stranger false-accept <= {first['far_target']:g})",
+        f"  {'people':>6} {'draws':>5} {'threshold':>9} {'stranger FA':>11} {'worst draw':>10} "
+        f"{'known named':>11} | {f'at {fixed:g}: FA':>14} {'known named':>11}",
+    ]
+    for r in rows:
+        rule, fx = r["rule"], r["fixed"]
+        lines.append(
+            f"  {r['people']:>6} {r['draws']:>5} {r['threshold']:>9.3f} "
+            f"{rule['stranger_false_accept'] * 100:>10.2f}% "
+            f"{rule['stranger_false_accept_worst'] * 100:>9.2f}% "
+            f"{rule['known_correct'] * 100:>10.2f}% | "
+            f"{fx['stranger_false_accept'] * 100:>13.2f}% {fx['known_correct'] * 100:>10.2f}%"
+        )
+    lines.append("  threshold: the default for that many people (facesearch/threshold.py)")
+    return lines
 
 
 def write_report(ev: Evaluation, directory: str | Path) -> list[Path]:

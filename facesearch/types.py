@@ -125,18 +125,26 @@ class FaceMatch:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """Every face of one query image, in detection order (most confident first)."""
+    """Every face of one query image, in detection order (most confident first).
+
+    ``threshold`` is the largest distance that was accepted as a match for these faces and
+    ``threshold_source`` says why it is that value (``threshold.Threshold``).
+    """
 
     image: str
     width: int
     height: int
     faces: tuple[FaceMatch, ...]
+    threshold: float | None = None
+    threshold_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "width": self.width,
             "height": self.height,
+            "threshold": None if self.threshold is None else round(self.threshold, 4),
+            "threshold_source": self.threshold_source,
             "faces": [f.to_dict() for f in self.faces],
         }
 

@@ -43,6 +43,22 @@ def test_identify_json_contract(capsys, enrolled):
         assert face["runner_up"]["name"] != face["candidates"][0]["name"]
         assert len(face["candidates"]) == 2
     assert {f["name"] for f in result["faces"]} == {"leonard", "sheldon", None}
+    # which threshold decided, and why: the default for the 13 people enrolled
+    assert isinstance(result["threshold"], float)
+    assert result["threshold_source"].startswith("default for 13 people with ")
+
+
+def test_identify_threshold_option_is_reported(capsys, enrolled):
+    code, out, err = run(
+        capsys, "--gallery", enrolled[0], "identify", BBT2, "--threshold", "0.0", "--json"
+    )
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    assert result["threshold"] == 0.0 and result["threshold_source"] == "set by --threshold"
+    assert all(f["name"] is None for f in result["faces"])
+    code, out, _ = run(capsys, "--gallery", enrolled[0], "identify", BBT2, BBT2)
+    assert code == 0 and out.count("threshold ") == 1  # said once, not per image
+    assert out.startswith("threshold ") and "(default for 13 people with " in out.splitlines()[0]
 
 
 def test_identify_table_and_annotation(capsys, enrolled, tmp_path):
@@ -143,7 +159,9 @@ def test_people_info_remove_reindex(capsys, enrolled_copy):
     assert (
         info["people"] == 12 and info["faces"] == info["index"]["size"] == sum(people.values()) - 5
     )
-    assert info["threshold_source"].startswith("default") and info["files"][DB_NAME] > 0
+    assert (
+        info["threshold_source"].startswith("default for 12 people") and info["files"][DB_NAME] > 0
+    )
 
 
 def test_reindex_with_new_params_and_identify_ef(capsys, enrolled_copy):

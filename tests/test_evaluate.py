@@ -193,3 +193,75 @@ def test_evaluate_bad_input_is_one_line_error(capsys, subset, tmp_path, cache_ho
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "g").exists()
+
+
+def test_evaluate_by_gallery_size_on_real_photos(capsys, subset, tmp_path, cache_home):
+    from facesearch.threshold import default_threshold
+
+    report = tmp_path / "report"
+    argv = ["--gallery", str(tmp_path / "g"), "evaluate", str(subset), "--no-verification"]
+    argv += ["--gallery-sizes", "2,4,all", "--draws", "3", "--seed", "5", "--json"]
+    code = main(argv + ["--no-progress", "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    rows = doc["by_gallery_size"]
+    # 5 people have photos to enroll and query: "all" is 5, and one draw (every draw is the same)
+    assert [r["people"] for r in rows] == [2, 4, 5]
+    assert [r["draws"] for r in rows] == [3, 3, 1]
+    for r in rows:
+        rule = default_threshold(r["people"], 0.01, faces=r["people"])
+        assert r["threshold"] == rule.value and r["threshold_source"] == rule.source
+        assert r["fixed"]["threshold"] == 0.307 and r["far_target"] == 0.01
+        # known queries: 2 more photos of each drawn person; strangers: every other photo
+        assert r["known_queries"] == 2 * r["people"]
+        assert r["stranger_queries"] == 19 - 3 * r["people"]
+        for side in ("rule", "fixed"):
+            rates = r[side]
+            assert 0 <= rates["stranger_false_accept"] <= rates["stranger_false_accept_worst"] <= 1
+            assert 0 <= rates["known_correct_worst"] <= rates["known_correct"] <= 1
+        # few people: the rule's looser threshold names at least as many known people as 0.307
+        assert r["rule"]["known_correct"] >= r["fixed"]["known_correct"]
+        assert r["rule"]["stranger_false_accept"] == 0.0  # these strangers look like no one here
+    assert rows[0]["threshold"] > rows[2]["threshold"]
+    assert rows[0]["rule"]["known_correct"] >= 0.9
+    assert json.loads((report / "summary.json").read_text()) == doc
+    assert "Open-set by gallery size" in (report / "summary.txt").read_text()
+
+
+def test_gallery_size_draws_are_repeatable_and_seeded(fs, subset, tmp_path):
+    def run(seed):
+        ev = evaluate(
+            fs,
+            subset,
+            verification=False,
+            gallery_sizes=[2],
+            draws=4,
+            seed=seed,
+            cache_dir=tmp_path / "cache",
+        )
+        return [r.known_dist.tolist() for r in ev.by_gallery_size[0].results]
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gallery-sizes", "0"], "--gallery-sizes takes numbers of people >= 1 or 'all'"),
+        (["--gallery-sizes", "abc"], "got 'abc'"),
+        (["--gallery-sizes", "4,,16"], "got ''"),
+        (["--gallery-sizes", "4", "--draws", "0"], "--draws must be at least 1"),
+        (["--gallery-sizes", "4", "--no-identification"], "--gallery-sizes is part of open-set"),
+        (["--gallery-sizes", "6", "--no-verification"], "only 5 people"),
+    ],
+)
+def test_gallery_sizes_bad_values_are_one_line_errors(
+    capsys, subset, tmp_path, cache_home, args, message
+):
+    argv = ["--gallery", str(tmp_path / "g"), "evaluate", str(subset), *args, "--no-progress"]
+    code = main(argv)
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and message in lines[0], err

@@ -11,6 +11,7 @@ import pytest
 from facesearch.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from facesearch.gallery import DB_NAME, INDEX_META_NAME, INDEX_NAME, Gallery
 from facesearch.store import FaceRecord
+from facesearch.threshold import Threshold
 
 MODEL, DIM = "test-model", 32
 
@@ -200,10 +201,10 @@ def test_failed_batch_leaves_nothing_half_written(filled):
 def test_threshold_setting(filled):
     path, _, _ = filled
     with Gallery(path, MODEL, DIM, writable=True) as g:
-        assert g.threshold()[1].startswith("default")
+        assert g.threshold().source.startswith("default")
         g.set_threshold(0.25, "calibrated on my photos")
     with open_ro(path) as g:
-        assert g.threshold() == (0.25, "calibrated on my photos")
+        assert g.threshold() == Threshold(0.25, "calibrated on my photos", "calibrated")
 
 
 def test_templates_follow_added_and_removed_faces(filled):
