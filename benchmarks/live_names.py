@@ -9,9 +9,11 @@ Two kinds of input, both run through ``LiveRecognizer.process`` frame by frame a
   and only people whom ``identify`` names on that other photo as a still are used (the clip then
   measures the live loop, not the model). Time to name = from the first frame where the face is
   large and frontal (``clear_from``) to the first ``recognized`` event with the right name;
-* ``video.mp4`` (people walking towards the camera): the faces of the last frame that are at
-  least 40 px high are enrolled from that frame; a person's time to name runs from the first
-  frame their final track was seen at good quality (``quality >= 0.5``) to its naming.
+* ``video.mp4`` (people walking towards the camera, 1920x1080): the faces of the last frame that
+  are at least 60 px high are enrolled from that frame, and each is followed back through the
+  video on per-frame detections; a person's time to name runs from the first frame they are seen
+  at good quality (``quality >= 0.5``) to the first ``recognized`` event naming them at their
+  place (people clear for less than the last half second are not timed).
 
 A wrong name is a ``recognized`` event naming someone other than who is on screen then (the
 stranger, the next person after a cut, another walker), or a frame on which a shown track
@@ -190,9 +192,7 @@ class VideoTruth:
     clear_from: dict[str, int]
 
 
-def prepare_video(
-    fs, video: Path, detect_width: int = 640, min_side: float = 60.0
-) -> VideoTruth:
+def prepare_video(fs, video: Path, detect_width: int = 640, min_side: float = 60.0) -> VideoTruth:
     """Enroll the walkers of the last frame from it, and follow each back through the video.
 
     Every frame is detected once (independently of the live loop); a walker's box is chained
@@ -251,7 +251,8 @@ def prepare_video(
             if q >= 0.5:
                 good = i
         walkers[name] = path
-        clear[name] = good
+        if good <= last - FPS / 2:  # seen clearly for at least half a second
+            clear[name] = good
     return VideoTruth(frames, walkers, clear)
 
 

@@ -398,7 +398,9 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         raise InputError("--enroll-key needs a window (a display), and is not for --headless")
     if not show and not args.headless:
         print(f"{PROG}: no display: running headless", file=sys.stderr)
-    fs.threshold()  # fail now (no gallery, wrong model) rather than after the camera opened
+    # fail now (no gallery, wrong model) rather than after the camera opened
+    rule = fs.threshold_in_force(args.threshold)
+    print(f"{PROG}: threshold {rule.value:.3f} ({rule.source})", file=sys.stderr)
     options = LiveOptions(
         detect_width=args.detect_width,
         detect_every=args.detect_every,

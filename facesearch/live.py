@@ -24,6 +24,7 @@ import numpy as np
 
 from . import appearance
 from .quality import face_quality
+from .threshold import Threshold, name_for
 from .tracking import Track, Tracker
 from .types import Box, Faces, as_box
 from .video import Frame
@@ -44,7 +45,7 @@ class LiveOptions:
     min_face: int = 20  # smallest face searched, in detection-frame pixels
     recheck_frames: int = 25  # re-embed a track with a verdict this often (frames)
     sure_margin: float = 0.08  # a first result this far on either side of the threshold decides
-    threshold: float | None = None  # None: the gallery's
+    threshold: float | None = None  # None: the gallery's (``threshold.py``)
     refresh_s: float = 2.0  # how often to look for gallery changes made by others
     refine: str = "none"  # "exact" | "gradient": re-examine a wider pool of index candidates
     ef: int | None = None  # HNSW search breadth (None: the gallery's)
@@ -124,10 +125,8 @@ class LiveRecognizer:
         self._frame_signature: np.ndarray | None = None
         self.stats = LiveStats()
 
-    def _gallery_threshold(self) -> float:
-        if self.options.threshold is not None:
-            return self.options.threshold
-        return self.fs.threshold()
+    def _gallery_threshold(self) -> Threshold:
+        return self.fs.threshold_in_force(self.options.threshold)
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect/track/recognise one frame."""
@@ -216,9 +215,9 @@ class LiveRecognizer:
             t.signature = appearance.region_signature(frame.image, t.box)
             best = cands[0] if cands else None
             dist = best.distance if best is not None else 2.0
-            name = best.name if best is not None and dist <= self._threshold else None
+            name = name_for(best, self._threshold)
             sim = best.similarity if best is not None else None
-            sure = abs(dist - self._threshold) >= self.options.sure_margin
+            sure = abs(dist - self._threshold.value) >= self.options.sure_margin
             if self.tracker.vote(t, name, sim, frame.index, sure, t.quality) and t.name is not None:
                 events.append(self._event(frame, "recognized", t))
         return events

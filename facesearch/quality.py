@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 GOOD_SIDE = 80.0  # px: a face this big (full-resolution pixels) loses nothing to its size
-FULL_PROFILE_YAW = 0.5  # nose offset from the eyes' midpoint, in eye distances: a profile
+FRONTAL_YAW = 0.15  # nose offset from the eyes' midpoint, in eye distances: still frontal
+FULL_PROFILE_YAW = 0.6  # ... and a profile
 MIN_QUALITY = 0.05  # the weight of the worst view (it still counts a little)
 
 
@@ -24,22 +25,36 @@ def size_quality(boxes: np.ndarray) -> np.ndarray:
     return np.clip(side / GOOD_SIDE, 0.0, 1.0)
 
 
-def pose_quality(landmarks: np.ndarray) -> np.ndarray:
-    """1 for a frontal face, 0 for a profile: yaw from the nose's offset between the eyes, pitch
-    from where the nose sits between the eye line and the mouth line. Missing landmarks
-    (all zero, e.g. a box given by a caller) count as frontal."""
+def pose_angles(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per face, (yaw, pitch) proxies measured in the eyes' own frame (so a tilted head is not
+    taken for a turned one): yaw = the nose's offset from the eyes' midpoint along the eye line,
+    in eye distances (0 frontal, ~0.5 a profile); pitch = where the nose sits between the eye
+    line (0) and the mouth (1)."""
     lm = np.asarray(landmarks, np.float64).reshape(-1, 5, 2)
     eyes_mid = (lm[:, 0] + lm[:, 1]) / 2
-    mouth_mid = (lm[:, 3] + lm[:, 4]) / 2
-    eye_dist = np.maximum(np.linalg.norm(lm[:, 1] - lm[:, 0], axis=1), 1e-6)
-    yaw = np.abs(lm[:, 2, 0] - eyes_mid[:, 0]) / eye_dist
-    span = mouth_mid[:, 1] - eyes_mid[:, 1]
-    pitch_pos = np.where(np.abs(span) > 1e-6, (lm[:, 2, 1] - eyes_mid[:, 1]) / span, 0.5)
-    q_yaw = np.clip(1.0 - yaw / FULL_PROFILE_YAW, 0.0, 1.0)
-    q_pitch = np.clip(1.0 - np.abs(pitch_pos - 0.55) / 0.45, 0.0, 1.0)
+    axis = lm[:, 1] - lm[:, 0]
+    eye_dist = np.maximum(np.linalg.norm(axis, axis=1), 1e-6)
+    ux = axis / eye_dist[:, None]
+    uy = np.stack([-ux[:, 1], ux[:, 0]], axis=1)  # perpendicular, pointing down the face
+    nose = lm[:, 2] - eyes_mid
+    mouth = (lm[:, 3] + lm[:, 4]) / 2 - eyes_mid
+    yaw = np.abs(np.sum(nose * ux, axis=1)) / eye_dist
+    span = np.sum(mouth * uy, axis=1)
+    pitch = np.where(
+        np.abs(span) > 1e-6, np.sum(nose * uy, axis=1) / np.where(span == 0, 1, span), 0.5
+    )
+    return yaw, pitch
+
+
+def pose_quality(landmarks: np.ndarray) -> np.ndarray:
+    """1 for a frontal face, falling to 0 towards a profile or a face looking far up or down.
+    Missing landmarks (all zero, e.g. a box given by a caller) count as frontal."""
+    lm = np.asarray(landmarks, np.float64).reshape(-1, 5, 2)
+    yaw, pitch = pose_angles(lm)
+    q_yaw = np.clip(1.0 - (yaw - FRONTAL_YAW) / (FULL_PROFILE_YAW - FRONTAL_YAW), 0.0, 1.0)
+    q_pitch = np.clip(1.0 - (np.abs(pitch - 0.55) - 0.15) / 0.3, 0.0, 1.0)
     q = q_yaw * q_pitch
-    missing = ~np.any(lm != 0, axis=(1, 2))
-    q[missing] = 1.0
+    q[~np.any(lm != 0, axis=(1, 2))] = 1.0
     return q
 
 

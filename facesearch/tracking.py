@@ -10,7 +10,8 @@ frames, or when its face grew or shrank a lot.
 
 A verdict (a name, or unknown) is reached at once when one good view gives a clear-cut result
 (at least ``sure_margin`` from the threshold); a clear-cut name from a good view also overturns an
-"unknown" at once. Otherwise the outcome holding most of the recent votes' weight, with at least
+"unknown" at once. Otherwise the outcome holding most of the recent votes' weight (quality, times
+``recency`` per newer vote, so the present counts for more than the past), with at least
 ``confirm_votes`` votes, wins, so one odd frame does not make the label flicker.
 """
 
@@ -104,6 +105,7 @@ class Tracker:
         grew: float = 1.5,
         good_quality: float = 0.5,
         better_by: float = 0.15,
+        recency: float = 0.85,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
@@ -114,6 +116,7 @@ class Tracker:
         self.grew = grew
         self.good_quality = good_quality
         self.better_by = better_by
+        self.recency = recency
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -186,19 +189,19 @@ class Tracker:
         since = frame - track.embedded_frame
         if not track.decided or track.stale or track.unsettled:
             return since >= self.unconfirmed_every
+        # A face that came much closer (or went away) gives new evidence; one that only moved
+        # is the same face, which the IoU association already guarantees.
+        side = float(track.box[2] - track.box[0])
+        before = max(float(track.embedded_box[2] - track.embedded_box[0]), 1.0)
+        if not 1 / self.grew <= side / before <= self.grew:
+            return True
         if track.name is None:
             # Unknown is often a person not yet seen well: look again regularly, and at once
             # when the view is clearly better than any embedded so far.
             return (
                 since >= self.unknown_every or track.quality >= track.best_quality + self.better_by
             )
-        if since >= self.recheck_frames:
-            return True
-        # A face that came much closer (or went away) gives new evidence; one that only moved
-        # is the same face, which the IoU association already guarantees.
-        side = float(track.box[2] - track.box[0])
-        before = max(float(track.embedded_box[2] - track.embedded_box[0]), 1.0)
-        return not 1 / self.grew <= side / before <= self.grew
+        return since >= self.recheck_frames
 
     def vote(
         self,
@@ -224,11 +227,14 @@ class Tracker:
             return self._settle(track, name, similarity)
         weight: dict[str | None, float] = defaultdict(float)
         count: dict[str | None, int] = defaultdict(int)
-        for v in track.votes:
-            weight[v.name] += v.quality
+        for age, v in enumerate(reversed(track.votes)):
+            weight[v.name] += v.quality * self.recency**age
             count[v.name] += 1
         leader = max(weight, key=lambda k: weight[k])
-        if count[leader] < self.confirm_votes or weight[leader] * 2 <= sum(weight.values()):
+        needed = self.confirm_votes
+        if track.decided and None not in (track.name, leader) and leader != track.name:
+            needed += 1  # renaming someone is the costly mistake: one more vote for it
+        if count[leader] < needed or weight[leader] * 2 <= sum(weight.values()):
             if not track.decided and track.name is None:
                 track.similarity = similarity
             return False

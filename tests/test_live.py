@@ -187,3 +187,75 @@ def test_live_bad_input_is_one_line_error(capsys, enrolled, tmp_path, args, mess
         code == 1 and re.search(message, lines[-1]) and lines[-1].startswith("facesearch: error:")
     )
     assert sum(line.startswith("facesearch: error:") for line in lines) == 1, err
+
+
+# -- naming promptly and never carrying a name onto another face ---------------------------------
+
+LATE = 25.0  # fps of the late-facing clip
+
+
+@pytest.fixture(scope="module")
+def late_clip(tmp_path_factory, detector):
+    """ben_afflek enters small and turned away, then faces the camera; a scene cut to
+    mindy_kaling at the same place; she is then swapped in place for a stranger."""
+    from clipgen import Shot, render
+
+    val = FACES / "celebrity5" / "val"
+    shots = [
+        Shot(
+            "ben_afflek",
+            val / "ben_afflek" / "1.jpg",
+            90,
+            size=(42.0, 220.0),
+            centre=((0.15, 0.35), (0.5, 0.45)),
+            turn=(0.9, 0.0),
+            settle=0.55,
+        ),
+        Shot("mindy_kaling", val / "mindy_kaling" / "2.jpg", 50, size=(220.0, 220.0)),
+        Shot(None, PEOPLE[2][1], 50, size=(220.0, 220.0), same_scene=True),
+    ]
+    path = tmp_path_factory.mktemp("late") / "late.mp4"
+    return render(shots, detector, path, fps=LATE, seed=3)
+
+
+def run_frames(fs, clip, options=None):
+    import cv2
+
+    rec = LiveRecognizer(fs, options or LiveOptions())
+    cap = cv2.VideoCapture(str(clip.path))
+    results = []
+    i = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        results.append(rec.process(Frame(i, i / clip.fps, img, 0.0)))
+        i += 1
+    cap.release()
+    return results
+
+
+@pytest.mark.parametrize("detect_every", [2, 1])
+def test_a_late_facing_person_is_named_promptly_and_a_cut_ends_the_track(
+    make_fs, enrolled, late_clip, detect_every
+):
+    ben, mindy, stranger = late_clip.spans
+    assert mindy.cut and not stranger.cut
+    results = run_frames(make_fs(enrolled[0]), late_clip, LiveOptions(detect_every=detect_every))
+    events = [e for r in results for e in r.events]
+    named = [e for e in events if e.event == "recognized"]
+    ben_named = [e.frame for e in named if e.name == "ben_afflek"]
+    # named within half a second of facing the camera
+    assert ben_named and min(ben_named) <= ben.clear_from + 0.5 * LATE, named
+    # the cut ends every track of the first shot on its first frame
+    ben_tracks = {e.track for e in named if e.name == "ben_afflek"}
+    left = {e.track: e.frame for e in events if e.event == "leave"}
+    assert all(left.get(t) == mindy.start for t in ben_tracks), (ben_tracks, left)
+    # nobody after the cut is given ben's name, mindy is named at once, the stranger never
+    for r in results[mindy.start :]:
+        assert all(t.name != "ben_afflek" for t in r.tracks), r.frame.index
+    assert {e.name for e in named if e.frame >= mindy.start} == {"mindy_kaling"}
+    assert min(e.frame for e in named if e.name == "mindy_kaling") <= mindy.start + 2
+    mindy_tracks = {e.track for e in named if e.name == "mindy_kaling"}
+    for r in results[stranger.start + detect_every :]:
+        assert all(t.name is None and t.id not in mindy_tracks for t in r.tracks), r.frame.index

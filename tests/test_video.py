@@ -204,3 +204,63 @@ def test_a_stale_verdict_is_re_established_without_a_duplicate_event():
     assert tr.vote(t, "abbas", 0.9, 3, sure=True) and t.name == "abbas" and not t.stale
     t.stale = True
     assert not tr.vote(t, "abbas", 0.9, 6, sure=True)  # same verdict: no new event
+
+
+def _one_track(tr: Tracker, side: float = 40.0, quality: float = 1.0):
+    (t,) = tr.update(
+        np.array([[0, 0, side, side]]), np.array([0.99]), 0, np.array([quality])
+    ).appeared
+    return t
+
+
+def test_a_sure_unknown_from_a_poor_view_does_not_decide_a_track():
+    tr = Tracker()
+    t = _one_track(tr, quality=0.1)
+    assert not tr.vote(t, None, 0.3, 0, sure=True, quality=0.1)  # small or turned: no verdict
+    assert not t.decided
+    assert tr.vote(t, None, 0.3, 3, sure=True, quality=0.1)  # two agreeing results decide
+    assert t.decided and t.name is None
+
+
+def test_unknown_is_re_examined_often_and_at_once_when_the_view_improves():
+    tr = Tracker(unknown_every=8, recheck_frames=25, better_by=0.15)
+    t = _one_track(tr, quality=0.6)
+    assert tr.vote(t, None, 0.3, 0, sure=True, quality=0.6) and t.decided and t.name is None
+    assert not tr.needs_embedding(t, 7) and tr.needs_embedding(t, 8)  # not every 25 frames
+    t.quality = 0.9  # the face turned towards the camera / came closer
+    assert tr.needs_embedding(t, 1)
+
+
+def test_good_views_overturn_an_unknown_verdict_built_from_poor_ones():
+    tr = Tracker(confirm_votes=2)
+    t = _one_track(tr, quality=0.2)
+    for f in range(0, 16, 4):  # four poor views, all "unknown"
+        tr.vote(t, None, 0.3, f, sure=True, quality=0.2)
+    assert t.decided and t.name is None
+    assert not tr.vote(t, "ann", 0.7, 16, quality=0.9)  # one borderline good view: look again
+    assert t.unsettled and tr.needs_embedding(t, 19)  # ... soon, not after unknown_every
+    assert tr.vote(t, "ann", 0.72, 19, quality=0.9) and t.name == "ann"  # two good views win
+    tr = Tracker(confirm_votes=2)
+    t2 = _one_track(tr, quality=0.2)
+    for f in range(0, 16, 4):
+        tr.vote(t2, None, 0.3, f, sure=True, quality=0.2)
+    assert tr.vote(t2, "bob", 0.85, 16, sure=True, quality=0.9) and t2.name == "bob"  # clear-cut
+
+
+def test_a_named_track_is_not_renamed_by_poor_views():
+    tr = Tracker(confirm_votes=2)
+    t = _one_track(tr)
+    assert tr.vote(t, "ann", 0.8, 0, sure=True, quality=0.9)
+    for f in (25, 28, 31):  # the head turns away: three poor views of someone else
+        tr.vote(t, "bob", 0.62, f, quality=0.1)
+    assert t.name == "ann"
+
+
+def test_end_all_and_split_start_new_tracks():
+    tr = Tracker()
+    t = _one_track(tr)
+    tr.vote(t, "ann", 0.8, 0, sure=True)
+    new = tr.split(t, 5)
+    assert new.id != t.id and tr.tracks == [new] and new.name is None and not new.votes
+    assert np.array_equal(new.box, t.box)
+    assert tr.end_all() == [new] and tr.tracks == []
