@@ -3,9 +3,9 @@
 Each recognition result is a vote weighted by the face's quality (``quality``: a large, frontal,
 confidently detected face counts for more than a small or turned one). A track is embedded when
 it appears; while it has no verdict, while its latest result disagrees with its verdict, or while
-it is "unknown", it is re-examined often (every ``unconfirmed_every`` / ``unknown_every``
-frames, and at once when its face becomes clearly better), because a person who enters small or
-turned away is the case that matters. A named track is re-checked only every ``recheck_frames``
+it is "unknown", it is re-examined soon (every ``unconfirmed_every`` frames; ``unknown_every``
+frames, backing off while the same view keeps saying unknown; and at once when its face becomes
+clearly better), because a person who enters small or turned away is the case that matters. A named track is re-checked only every ``recheck_frames``
 frames, or when its face grew or shrank a lot.
 
 A verdict (a name, or unknown) is reached at once when one good view gives a clear-cut result
@@ -72,6 +72,7 @@ class Track:
     vector: np.ndarray | None = None  # the latest embedding, to notice a different face
     signature: np.ndarray | None = None  # appearance when last embedded (``live``)
     changed: bool = False  # the face's appearance jumped since it was last embedded
+    unknown_streak: int = 0  # consecutive "unknown" results
 
     @property
     def as_box(self) -> Box:
@@ -196,11 +197,13 @@ class Tracker:
         if not 1 / self.grew <= side / before <= self.grew:
             return True
         if track.name is None:
-            # Unknown is often a person not yet seen well: look again regularly, and at once
-            # when the view is clearly better than any embedded so far.
-            return (
-                since >= self.unknown_every or track.quality >= track.best_quality + self.better_by
-            )
+            # Unknown is often a person not yet seen well: look again at once when the view is
+            # clearly better than any embedded so far, and otherwise after unknown_every frames,
+            # backing off (up to recheck_frames) while the same view keeps saying unknown.
+            if track.quality >= track.best_quality + self.better_by:
+                return True
+            wait = self.unknown_every * 2 ** max(0, track.unknown_streak - 1)
+            return since >= min(wait, self.recheck_frames)
         return since >= self.recheck_frames
 
     def vote(
@@ -222,6 +225,7 @@ class Tracker:
         track.best_quality = max(track.best_quality, quality)
         track.changed = False
         track.votes.append(Vote(name, similarity, quality, sure))
+        track.unknown_streak = track.unknown_streak + 1 if name is None else 0
         good = quality >= self.good_quality
         if sure and good and (not track.decided or track.stale or track.name is None):
             return self._settle(track, name, similarity)
