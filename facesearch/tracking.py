@@ -3,9 +3,10 @@
 Each recognition result is a vote weighted by the face's quality (``quality``: a large, frontal,
 confidently detected face counts for more than a small or turned one). A track is embedded when
 it appears; while it has no verdict, while its latest result disagrees with its verdict, or while
-it is "unknown", it is re-examined soon (every ``unconfirmed_every`` frames; ``unknown_every``
-frames, backing off while the same view keeps saying unknown; and at once when its face becomes
-clearly better), because a person who enters small or turned away is the case that matters. A named track is re-checked only every ``recheck_frames``
+it is "unknown", it is re-examined soon (every ``unconfirmed_every`` frames; every
+``unknown_every`` frames, backing off slowly while the results keep saying unknown; and at once
+when its face becomes clearly better), because a person who enters small or turned away is the
+case that matters. A named track is re-checked only every ``recheck_frames``
 frames, or when its face grew or shrank a lot.
 
 A verdict (a name, or unknown) is reached at once when one good view gives a clear-cut result
@@ -72,7 +73,7 @@ class Track:
     vector: np.ndarray | None = None  # the latest embedding, to notice a different face
     signature: np.ndarray | None = None  # appearance when last embedded (``live``)
     changed: bool = False  # the face's appearance jumped since it was last embedded
-    unknown_streak: int = 0  # consecutive "unknown" results
+    unknown_since: int | None = None  # first frame of the current run of "unknown" results
 
     @property
     def as_box(self) -> Box:
@@ -188,7 +189,10 @@ class Tracker:
         if track.embedded_frame is None or track.embedded_box is None or track.changed:
             return True
         since = frame - track.embedded_frame
-        if not track.decided or track.stale or track.unsettled:
+        last = track.votes[-1] if track.votes else None
+        # a poor view that said "unknown" says the same 3 frames later: wait for a better one
+        poor_unknown = last is not None and last.name is None and last.quality < self.good_quality
+        if (not track.decided or track.stale or track.unsettled) and not poor_unknown:
             return since >= self.unconfirmed_every
         # A face that came much closer (or went away) gives new evidence; one that only moved
         # is the same face, which the IoU association already guarantees.
@@ -196,13 +200,17 @@ class Tracker:
         before = max(float(track.embedded_box[2] - track.embedded_box[0]), 1.0)
         if not 1 / self.grew <= side / before <= self.grew:
             return True
-        if track.name is None:
+        if track.name is None or poor_unknown:
             # Unknown is often a person not yet seen well: look again at once when the view is
-            # clearly better than any embedded so far, and otherwise after unknown_every frames,
-            # backing off (up to recheck_frames) while the same view keeps saying unknown.
+            # clearly better than any embedded so far, and otherwise every unknown_every frames,
+            # backing off (by unknown_every per recheck_frames, up to recheck_frames) while the
+            # results keep saying unknown.
             if track.quality >= track.best_quality + self.better_by:
                 return True
-            wait = self.unknown_every * 2 ** max(0, track.unknown_streak - 1)
+            unknown_for = frame - (
+                track.unknown_since if track.unknown_since is not None else frame
+            )
+            wait = self.unknown_every * (1 + unknown_for // self.recheck_frames)
             return since >= min(wait, self.recheck_frames)
         return since >= self.recheck_frames
 
@@ -225,7 +233,10 @@ class Tracker:
         track.best_quality = max(track.best_quality, quality)
         track.changed = False
         track.votes.append(Vote(name, similarity, quality, sure))
-        track.unknown_streak = track.unknown_streak + 1 if name is None else 0
+        if name is not None:
+            track.unknown_since = None
+        elif track.unknown_since is None:
+            track.unknown_since = frame
         good = quality >= self.good_quality
         if sure and good and (not track.decided or track.stale or track.name is None):
             return self._settle(track, name, similarity)
