@@ -211,6 +211,11 @@ class Tracker:
                 track.unknown_since if track.unknown_since is not None else frame
             )
             wait = self.unknown_every * (1 + unknown_for // self.recheck_frames)
+            recent = list(track.votes)[-2:]
+            if len(recent) == 2 and all(v.name is None and v.sure for v in recent):
+                wait = (
+                    self.recheck_frames
+                )  # twice clearly a stranger: only a better view asks again
             return since >= min(wait, self.recheck_frames)
         return since >= self.recheck_frames
 
