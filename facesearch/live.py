@@ -50,7 +50,7 @@ class LiveOptions:
     refine: str = "none"  # "exact" | "gradient": re-examine a wider pool of index candidates
     ef: int | None = None  # HNSW search breadth (None: the gallery's)
     scene_cut: float = 0.35  # frame-histogram distance between consecutive frames that ends tracks
-    face_change: float = 0.55  # histogram distance inside a face's box that asks for a re-check
+    face_change: float = 0.45  # histogram distance inside a face's box that asks for a re-check
     split_distance: float = 0.7  # embedding distance between checks of a track that splits it
 
 
