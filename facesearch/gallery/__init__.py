@@ -37,5 +37,9 @@ def open_gallery(
     writable: bool = False,
     params: IndexParams | None = None,
 ) -> GalleryBackend:
-    """Open the gallery at ``location`` (a directory)."""
+    """Open the gallery at ``location``: a PostgreSQL URL or a directory."""
+    if is_postgres_url(location):
+        from .postgres import PostgresGallery
+
+        return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
     return Gallery(Path(location), model_id, dim, writable=writable, params=params)

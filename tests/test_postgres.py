@@ -1,0 +1,220 @@
+"""The PostgreSQL gallery beyond the shared contract: one-line errors, the real models through a
+``postgresql://`` gallery, the CLI, and ``migrate`` between a directory and a database."""
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from conftest import FACES, REPO
+from facesearch.cli import main
+from facesearch.errors import GalleryError
+from facesearch.gallery import open_gallery
+from facesearch.migrate import migrate
+from facesearch.store import FaceRecord
+
+MODEL, DIM = "test-model", 32
+BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
+VAL = FACES / "celebrity5" / "val"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
+    return lines[0]
+
+
+def with_user(url, user, password=None):
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    auth = user if password is None else f"{user}:{password}"
+    return parts._replace(netloc=f"{auth}@{host}").geturl()
+
+
+def face(person, i, dim=DIM):
+    v = np.random.default_rng(i).standard_normal(dim).astype(np.float32)
+    return FaceRecord(person, f"{person}/{i}.jpg", f"{person}-{i}", (0, 0, 1, 1), 0.9, v)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_unreachable_server_is_one_line(capsys):
+    url = "postgresql://facesearch@127.0.0.1:1/gallery"
+    with pytest.raises(GalleryError, match="cannot connect to the gallery"):
+        open_gallery(url, MODEL, DIM)
+    code, _, err = run(capsys, "--gallery", url, "people")
+    assert code == 1 and "cannot connect" in one_line_error(err)
+
+
+def test_wrong_password_is_one_line(pg_url):
+    import psycopg
+
+    try:
+        psycopg.connect(with_user(pg_url, "postgres", "certainly-wrong"), connect_timeout=5).close()
+    except psycopg.OperationalError:
+        pass
+    else:
+        pytest.skip(
+            "this server trusts the connection (pgserver: trust auth): no password to get wrong"
+        )
+    with pytest.raises(GalleryError, match="wrong user name or password"):
+        open_gallery(with_user(pg_url, "postgres", "certainly-wrong"), MODEL, DIM)
+
+
+@pytest.fixture
+def no_vector_url(pg_server):
+    """A database owned by a non-superuser, without the vector extension (which it cannot add)."""
+    import psycopg
+    from psycopg import sql
+
+    role = f"fs_plain_{uuid.uuid4().hex[:8]}"
+    db = f"fs_novector_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role))
+        )
+    from conftest import pg_database_url
+
+    yield with_user(pg_database_url(pg_server, db), role)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_database_without_vector_extension_says_how_to_add_it(no_vector_url, capsys):
+    for writable in (False, True):
+        with pytest.raises(GalleryError, match=r"CREATE EXTENSION vector; .* pgvector/pgvector"):
+            open_gallery(no_vector_url, MODEL, DIM, writable=writable)
+    code, _, err = run(capsys, "--gallery", no_vector_url, "info")
+    assert code == 1 and "CREATE EXTENSION vector" in one_line_error(err)
+
+
+def test_missing_psycopg_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(GalleryError, match=r"pip install 'facesearch\[postgres\]'"):
+        open_gallery("postgresql://localhost/gallery", MODEL, DIM)
+
+
+def test_facesearch_never_imports_psycopg_for_a_directory(tmp_path):
+    code = (
+        "import sys, numpy as np, facesearch, facesearch.cli;"
+        "from facesearch.gallery import open_gallery;"
+        f"open_gallery({str(tmp_path / 'g')!r}, 'm', 4, writable=True).close();"
+        "assert not [m for m in sys.modules if m.startswith(('psycopg', 'pgvector'))]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_server_error_mid_batch_rolls_the_batch_back(pg_url):
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("ann", 0)])
+        bad = [face("bob", 1), face("cy", 2), face("dee", 3, dim=DIM + 1), face("eve", 4)]
+        with pytest.raises(GalleryError, match="rolled back"):
+            g.add(bad)  # the server refuses the third vector
+        assert [p.name for p in g.people()] == ["ann"] and g.count_faces() == 1
+
+
+def test_postgres_url_in_environment_is_kept(monkeypatch):
+    from facesearch.config import resolve_gallery_location
+
+    monkeypatch.setenv("FACESEARCH_GALLERY", "postgresql://u:pw@db.example/faces")
+    assert resolve_gallery_location() == "postgresql://u:pw@db.example/faces"
+    monkeypatch.setenv("FACESEARCH_GALLERY", "~/g")
+    assert str(resolve_gallery_location()).endswith("/g")
+
+
+# -- real models ----------------------------------------------------------------------------------
+
+
+def val_photos():
+    return [(p.name, sorted(p.iterdir())[0]) for p in sorted(VAL.iterdir())]
+
+
+def test_enroll_and_identify_with_a_postgres_gallery(pg_url, tmp_path, detector, embedder):
+    from facesearch import FaceSearch
+
+    train = tmp_path / "train"
+    for person in sorted((FACES / "celebrity5" / "train").iterdir()):
+        (train / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:4]:
+            shutil.copy(photo, train / person.name / photo.name)
+    with FaceSearch(pg_url, detector=detector, embedder=embedder) as fs:
+        assert fs.gallery_dir is None and fs.gallery_location == pg_url
+        report = fs.enroll(train)
+        assert report.enrolled >= 15 and len(report.added) == 5
+        again = fs.enroll(train)  # photos already there are skipped
+        assert again.enrolled == 0
+        for name, photo in val_photos():
+            faces = fs.identify(photo).faces
+            assert name in {f.name for f in faces}, (name, photo)
+        info = fs.info()
+        assert info["people"] == 5 and "pgvector" in info["index"]["type"]
+        assert fs.remove("madonna") >= 1
+        assert "madonna" not in {p.name for p in fs.people()}
+
+
+def identify_all(fs, photos):
+    out = []
+    for photo in photos:
+        for f in fs.identify(photo).faces:
+            out.append((f.name, round(f.distance, 4), [c.name for c in f.candidates]))
+    return out
+
+
+def test_migrate_directory_to_postgres_and_back(
+    enrolled, pg_url, tmp_path, capsys, make_fs, embedder
+):
+    gallery, _ = enrolled
+    code, out, err = run(capsys, "migrate", gallery, pg_url, "--no-progress")
+    assert code == 0, err
+    assert "Copied" in out and "13 people" in out
+    back = tmp_path / "back"
+    code, out, err = run(capsys, "migrate", pg_url, back, "--no-progress")
+    assert code == 0, err
+    code, out, err = run(capsys, "migrate", gallery, pg_url, "--no-progress")  # a re-run
+    assert code == 0 and "Copied 0 face(s)" in out, err
+
+    photos = [BBT2] + [p for _, p in val_photos()]
+    results = [identify_all(make_fs(loc), photos) for loc in (gallery, pg_url, back)]
+    names = [[r[0] for r in res] for res in results]
+    assert names[0] == names[1] == names[2]
+    for res in results[1:]:
+        assert [r[1] for r in res] == pytest.approx([r[1] for r in results[0]], abs=2e-4)
+    counts = []
+    for loc in (gallery, pg_url, back):
+        with open_gallery(loc, embedder.model_id, embedder.dim) as g:
+            counts.append((g.count_people(), g.count_faces()))
+    assert counts[0] == counts[1] == counts[2]
+
+    code, out, err = run(capsys, "--gallery", pg_url, "identify", BBT2, "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    assert {f["name"] for f in result["faces"]} == {"leonard", "sheldon", None}
+    assert result["threshold_source"].startswith("default for 13 people with ")
+
+
+def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
+    src = str(tmp_path / "src")
+    with open_gallery(src, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(40)])
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(0, 40, 3)])  # an interrupted earlier run
+    report = migrate(src, pg_url, MODEL, DIM, batch=7)
+    assert (report.copied, report.skipped, report.people, report.faces) == (26, 14, 4, 40)
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("stranger", 99)])
+    with pytest.raises(GalleryError, match="has 5 people and 41 faces"):
+        migrate(src, pg_url, MODEL, DIM)
