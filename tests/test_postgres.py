@@ -218,3 +218,18 @@ def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
         g.add([face("stranger", 99)])
     with pytest.raises(GalleryError, match="has 5 people and 41 faces"):
         migrate(src, pg_url, MODEL, DIM)
+
+
+def test_reindex_with_parameters_keeps_them(pg_url):
+    from facesearch.errors import InputError
+    from facesearch.index import IndexParams
+
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i}", i) for i in range(20)])
+        assert (g.index_params.connectivity, g.index_params.expansion_add) == (16, 64)
+        with pytest.raises(InputError, match="m"):
+            g.reindex(IndexParams(connectivity=200))
+        assert g.reindex(IndexParams(connectivity=8, expansion_add=32)) == 20
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert g.info()["index"]["connectivity"] == 8
+        assert g.search(face("p3", 3).embedding[None], 1)[0][0].name == "p3"
