@@ -4,9 +4,10 @@
 batches of 1000; then ``--queries`` single-face searches (``Gallery.search``, k_people=3, the
 default breadth) are timed one at a time, and recall@1 of the nearest person is compared with an
 exact scan. PostgreSQL is a throwaway pgserver (a local Unix socket) unless ``--url`` is given.
-With ``--opclass`` both pgvector operator classes are built and searched on the same data.
+With ``--opclass`` both pgvector operator classes are built and searched on the same data;
+``--migrate`` times ``facesearch.migrate`` from the directory into a new database and back.
 
-    OMP_NUM_THREADS=1 python benchmarks/pg_bench.py --n 10000 --queries 200 --opclass
+    OMP_NUM_THREADS=1 python benchmarks/pg_bench.py --n 10000 --queries 200 --opclass --migrate
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def main() -> None:
     ap.add_argument("--m", type=int, help="pgvector HNSW m (default: the gallery's)")
     ap.add_argument("--ef-construction", type=int, help="pgvector HNSW ef_construction")
     ap.add_argument("--skip-directory", action="store_true", help="time PostgreSQL only")
+    ap.add_argument(
+        "--migrate",
+        action="store_true",
+        help="also time migrate: directory -> new database -> back",
+    )
     args = ap.parse_args()
 
     recs, v = synthetic(args.n)
@@ -99,7 +105,7 @@ def main() -> None:
             expansion_add=args.ef_construction or d.expansion_add,
         )
     runs = [("directory (usearch)", str(tmp / "g"), None), ("postgres (pgvector)", url, pg_params)]
-    for name, location, params in runs[1:] if args.skip_directory else runs:
+    for name, location, params in runs[1:] if args.skip_directory and not args.migrate else runs:
         fill_s = fill(location, recs, params)
         names, per_query = timed_search(location, queries)
         recall = float(np.mean(np.array(names) == truth))
@@ -130,6 +136,24 @@ def main() -> None:
             conn.execute(
                 "CREATE INDEX faces_embedding ON faces USING hnsw (embedding vector_ip_ops)"
                 " WITH (m = 32, ef_construction = 128)"
+            )
+    if args.migrate:
+        from facesearch.migrate import migrate
+
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS facesearch_bench_copy WITH (FORCE)")
+            conn.execute("CREATE DATABASE facesearch_bench_copy")
+        copy_url = urlsplit(admin)._replace(path="/facesearch_bench_copy").geturl()
+        for what, src, dst in (
+            ("directory -> empty database", str(tmp / "g"), copy_url),
+            ("database -> new directory", copy_url, str(tmp / "back")),
+            ("re-run directory -> database", str(tmp / "g"), copy_url),
+        ):
+            t = time.perf_counter()
+            report = migrate(src, dst, MODEL, DIM)
+            print(
+                f"migrate {what:<29} {report.copied:6d} copied {report.skipped:6d} skipped"
+                f" in {time.perf_counter() - t:5.1f}s"
             )
     if server is not None:
         server.cleanup()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .config import display_location
 from .errors import GalleryError
-from .gallery import open_gallery
+from .gallery import GalleryBackend, open_gallery
 
 
 @dataclass
@@ -49,23 +49,8 @@ def migrate(
         with open_gallery(destination, model_id, dim, writable=True) as dst:
             if on_total:
                 on_total(src.count_faces())
-            for chunk in src.export_faces(batch):
-                new = []
-                for record in chunk:
-                    owner = dst.owner_of_hash(record.image_sha256)
-                    if owner is None:
-                        new.append(record)
-                    elif owner == record.person:
-                        report.skipped += 1
-                    else:
-                        raise GalleryError(
-                            f"{record.source_path}: enrolled as {record.person!r} in {src_name} "
-                            f"but as {owner!r} in {dst_name}; nothing more was copied"
-                        )
-                dst.add(new)
-                report.copied += len(new)
-                if progress:
-                    progress(len(chunk))
+            with dst.bulk_load():
+                _copy(src, dst, batch, report, progress)
             counts = (src.count_people(), src.count_faces())
             report.people, report.faces = dst.count_people(), dst.count_faces()
     if (report.people, report.faces) != counts:
@@ -75,3 +60,30 @@ def migrate(
             "faces already (or the source changed meanwhile)"
         )
     return report
+
+
+def _copy(
+    src: GalleryBackend,
+    dst: GalleryBackend,
+    batch: int,
+    report: MigrateReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    src_name, dst_name = src.location, dst.location
+    for chunk in src.export_faces(batch):
+        new = []
+        for record in chunk:
+            owner = dst.owner_of_hash(record.image_sha256)
+            if owner is None:
+                new.append(record)
+            elif owner == record.person:
+                report.skipped += 1
+            else:
+                raise GalleryError(
+                    f"{record.source_path}: enrolled as {record.person!r} in {src_name} "
+                    f"but as {owner!r} in {dst_name}; nothing more was copied"
+                )
+        dst.add(new)
+        report.copied += len(new)
+        if progress:
+            progress(len(chunk))

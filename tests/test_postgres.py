@@ -233,3 +233,30 @@ def test_reindex_with_parameters_keeps_them(pg_url):
     with open_gallery(pg_url, MODEL, DIM) as g:
         assert g.info()["index"]["connectivity"] == 8
         assert g.search(face("p3", 3).embedding[None], 1)[0][0].name == "p3"
+
+
+def has_hnsw(url):
+    with open_gallery(url, MODEL, DIM) as g:
+        return g.conn.execute("SELECT to_regclass('faces_embedding')").fetchone()[0] is not None
+
+
+def test_migrate_into_an_empty_database_builds_the_index_once(tmp_path, pg_url):
+    src = str(tmp_path / "src")
+    with open_gallery(src, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(30)])
+    assert migrate(src, pg_url, MODEL, DIM, batch=8).copied == 30
+    assert has_hnsw(pg_url)
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert g.search(face("p1", 5).embedding[None], 1)[0][0].name == "p1"
+
+
+def test_interrupted_bulk_load_gets_its_index_back(pg_url):
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        with pytest.raises(KeyboardInterrupt), g.bulk_load():
+            g.add([face("ann", 1)])
+            raise KeyboardInterrupt
+    assert not has_hnsw(pg_url)
+    with open_gallery(pg_url, MODEL, DIM) as g:  # readers still find everyone (exact scan)
+        assert g.search(face("ann", 1).embedding[None], 1)[0][0].name == "ann"
+    open_gallery(pg_url, MODEL, DIM, writable=True).close()
+    assert has_hnsw(pg_url)

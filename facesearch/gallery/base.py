@@ -8,6 +8,7 @@ a PostgreSQL database (``postgres.PostgresGallery``: pgvector). Both pass
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +38,10 @@ class GalleryBackend(Protocol):
 
     def add(self, records: Sequence[FaceRecord]) -> list[int]:
         """Store faces, creating people as needed, in one transaction; returns their labels."""
+        ...
+
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """A context in which adding many faces may be faster (``migrate``); same result."""
         ...
 
     def remove_person(self, name: str) -> int:

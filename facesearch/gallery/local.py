@@ -16,6 +16,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,11 @@ class Gallery:
         self.index.add(np.asarray(ids, np.int64), np.stack([r.embedding for r in records]))
         self._dirty = True
         return ids
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Adding many faces (``migrate``): the in-memory index takes them as they come."""
+        yield
 
     def remove_person(self, name: str) -> int:
         """Delete a person and their faces; returns how many faces went."""
