@@ -558,9 +558,9 @@ class PostgresGallery:
                 self.conn.execute(
                     "SELECT set_config('hnsw.ef_search', %s, true)", (str(int(breadth)),)
                 )
-                cur = self.conn.execute(
-                    query, {"q": list(queries), "k": k_faces, "vectors": with_vectors}
-                )
+                # binary results: templates arrive as float32 bytes, not text to parse
+                cur = self.conn.cursor(binary=True)
+                cur.execute(query, {"q": list(queries), "k": k_faces, "vectors": with_vectors})
                 rows = cur.fetchall()
         except pg.Error as err:
             raise GalleryError(f"{self.location}: search failed ({_one_line(err)})") from err
