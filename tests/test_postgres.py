@@ -58,19 +58,56 @@ def test_unreachable_server_is_one_line(capsys):
     assert code == 1 and "cannot connect" in one_line_error(err)
 
 
-def test_wrong_password_is_one_line(pg_url):
-    import psycopg
+@pytest.fixture
+def password_role(pg_server):
+    """(user, password) of a role the server checks the password of: pgserver trusts every
+    local connection, so a line asking for a password for this role goes first in pg_hba.conf."""
+    from pathlib import Path
 
-    try:
-        psycopg.connect(with_user(pg_url, "postgres", "certainly-wrong"), connect_timeout=5).close()
-    except psycopg.OperationalError:
-        pass
-    else:
-        pytest.skip(
-            "this server trusts the connection (pgserver: trust auth): no password to get wrong"
+    import psycopg
+    from psycopg import sql
+
+    role, password = f"fs_pw_{uuid.uuid4().hex[:8]}", "right-password"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        if not hba.is_file() or not hba.stat().st_size or not os_writable(hba):
+            pytest.skip("the server trusts connections and its pg_hba.conf is not ours to change")
+        original = hba.read_text()
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
         )
+        hba.write_text(
+            f"local all {role} scram-sha-256\nhost all {role} all scram-sha-256\n" + original
+        )
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield role, password
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            hba.write_text(original)
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def os_writable(path):
+    import os
+
+    return os.access(path, os.W_OK)
+
+
+def test_wrong_password_is_one_line(pg_url, password_role, capsys):
+    role, password = password_role
+    url = with_user(pg_url, role, "certainly-wrong")
     with pytest.raises(GalleryError, match="wrong user name or password"):
-        open_gallery(with_user(pg_url, "postgres", "certainly-wrong"), MODEL, DIM)
+        open_gallery(url, MODEL, DIM)
+    code, _, err = run(capsys, "--gallery", url, "people")
+    line = one_line_error(err)
+    assert code == 1 and "wrong user name or password" in line and "certainly-wrong" not in line
+    # the right password gets in (and finds no gallery yet)
+    with pytest.raises(GalleryError, match="enroll people first"):
+        open_gallery(with_user(pg_url, role, password), MODEL, DIM)
 
 
 @pytest.fixture
