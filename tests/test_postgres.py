@@ -264,9 +264,11 @@ def test_reindex_with_parameters_keeps_them(pg_url):
     with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
         g.add([face(f"p{i}", i) for i in range(20)])
         assert (g.index_params.connectivity, g.index_params.expansion_add) == (16, 64)
-        with pytest.raises(InputError, match="m"):
-            g.reindex(IndexParams(connectivity=200))
-        assert g.reindex(IndexParams(connectivity=8, expansion_add=32)) == 20
+        with pytest.raises(InputError, match=r"connectivity \(m\)"):
+            g.reindex(IndexParams(connectivity=200, dtype="f32", rerank=0))
+        with pytest.raises(InputError, match="--dtype and --rerank do not apply"):
+            g.reindex(IndexParams(connectivity=8, expansion_add=32))
+        assert g.reindex(IndexParams(connectivity=8, expansion_add=32, dtype="f32", rerank=0)) == 20
     with open_gallery(pg_url, MODEL, DIM) as g:
         assert g.info()["index"]["connectivity"] == 8
         assert g.search(face("p3", 3).embedding[None], 1)[0][0].name == "p3"
@@ -297,3 +299,19 @@ def test_interrupted_bulk_load_gets_its_index_back(pg_url):
         assert g.search(face("ann", 1).embedding[None], 1)[0][0].name == "ann"
     open_gallery(pg_url, MODEL, DIM, writable=True).close()
     assert has_hnsw(pg_url)
+
+
+def test_lost_connection_is_a_gallery_error(pg_url, pg_server):
+    import psycopg
+
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("ann", 1)])
+        pid = g.conn.info.backend_pid
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(GalleryError, match="reading the gallery failed"):
+            g.people()
+        with pytest.raises(GalleryError):
+            g.add([face("bob", 2)])
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert [p.name for p in g.people()] == ["ann"]

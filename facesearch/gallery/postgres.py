@@ -196,12 +196,11 @@ class PostgresGallery:
             raise GalleryError(f"cannot connect to the gallery {self.location}: {text}") from err
 
     def _has_vector(self) -> bool:
-        row = self.conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
-        return row is not None
+        return bool(self._rows("SELECT 1 FROM pg_extension WHERE extname = 'vector'"))
 
     def _check_readable(self) -> None:
         has_vector = self._has_vector()
-        if self.conn.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):
+        if self._rows("SELECT to_regclass('meta')")[0][0] is None:
             raise GalleryError(
                 f"no gallery in {self.location}: enroll people first (facesearch enroll FOLDER)"
                 + (
@@ -283,8 +282,17 @@ class PostgresGallery:
             )
 
     def _get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _rows(self, query: Any, params: Any = None) -> list[Any]:
+        """The rows of one read; a failure (server gone, connection lost) is a GalleryError."""
+        try:
+            return self.conn.execute(query, params).fetchall()
+        except self._pg.Error as err:
+            raise GalleryError(
+                f"{self.location}: reading the gallery failed ({_one_line(err)})"
+            ) from err
 
     def _set_meta_in_tx(self, values: dict[str, str | None]) -> None:
         for key, value in values.items():
@@ -448,6 +456,10 @@ class PostgresGallery:
         become the gallery's own); returns the number of faces."""
         from psycopg import sql
 
+        if params is not None and (params.dtype != "f32" or params.rerank):
+            raise InputError(
+                "a PostgreSQL gallery's index keeps float32 vectors: --dtype and --rerank do not apply"
+            )
         with self._write(bump=False) as cur:
             if params is None:
                 cur.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(INDEX_NAME)))
@@ -463,36 +475,36 @@ class PostgresGallery:
 
     def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
-        row = self.conn.execute(
+        rows = self._rows(
             "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.sha256 = %s",
             (sha256,),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        )
+        return str(rows[0][0]) if rows else None
 
     def people(self) -> list[Person]:
         """Everyone enrolled, by name (byte order, as SQLite sorts), with their face counts."""
-        rows = self.conn.execute(
+        rows = self._rows(
             "SELECT p.id, p.name, count(f.id), p.created FROM people p"
             ' LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name COLLATE "C"'
-        ).fetchall()
+        )
         return [Person(id=int(r[0]), name=r[1], faces=int(r[2]), created=_iso(r[3])) for r in rows]
 
     def count_people(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM people").fetchone()[0])  # type: ignore[index]
+        return int(self._rows("SELECT count(*) FROM people")[0][0])
 
     def count_faces(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM faces").fetchone()[0])  # type: ignore[index]
+        return int(self._rows("SELECT count(*) FROM faces")[0][0])
 
     def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
         """Every stored face with its embedding as stored, in label order, in chunks."""
         last = -1
         while True:
-            rows = self.conn.execute(
+            rows = self._rows(
                 "SELECT f.id, p.name, f.source, f.sha256, f.box, f.score, f.embedding"
                 " FROM faces f JOIN people p ON p.id = f.person_id"
                 " WHERE f.id > %s ORDER BY f.id LIMIT %s",
                 (last, chunk),
-            ).fetchall()
+            )
             if not rows:
                 return
             last = int(rows[-1][0])
@@ -609,13 +621,12 @@ class PostgresGallery:
     def info(self) -> dict[str, Any]:
         threshold = self.threshold()
         faces = self.count_faces()
-        row = self.conn.execute(
+        (row,) = self._rows(
             "SELECT current_setting('server_version'), pg_database_size(current_database()),"
             " coalesce(pg_relation_size(to_regclass(%s)), 0),"
             " (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
             (INDEX_NAME,),
-        ).fetchone()
-        assert row is not None
+        )
         params = self.index_params
         return {
             "gallery": self.location,
