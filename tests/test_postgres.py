@@ -242,6 +242,20 @@ def test_migrate_directory_to_postgres_and_back(
     assert {f["name"] for f in result["faces"]} == {"leonard", "sheldon", None}
     assert result["threshold_source"].startswith("default for 13 people with ")
 
+    code, out, err = run(capsys, "--gallery", pg_url, "info", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["people"], info["faces"]) == counts[0] and "***" not in info["gallery"]
+    assert info["index"]["type"].startswith("pgvector") and info["weights"]
+    code, out, err = run(capsys, "--gallery", pg_url, "people")
+    assert code == 0 and len(out.splitlines()) == 13, err
+    code, out, err = run(
+        capsys, "--gallery", pg_url, "reindex", "--connectivity", "8", "--ef-construction", "32"
+    )
+    assert code == 0 and "M=8, ef_construction=32" in out, err
+    code, _, err = run(capsys, "--gallery", pg_url, "reindex", "--dtype", "i8")
+    assert code == 1 and "do not apply" in one_line_error(err)
+
 
 def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
     src = str(tmp_path / "src")
