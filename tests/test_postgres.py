@@ -329,3 +329,13 @@ def test_lost_connection_is_a_gallery_error(pg_url, pg_server):
             g.add([face("bob", 2)])
     with open_gallery(pg_url, MODEL, DIM) as g:
         assert [p.name for p in g.people()] == ["ann"]
+
+
+@pytest.mark.parametrize(
+    "version, ok",
+    [("0.4.4", False), ("0.5.0", True), ("0.6.2", True), ("0.10.1", True), ("1.0", True)],
+)
+def test_pgvector_needs_hnsw(version, ok):
+    from facesearch.gallery.postgres import pgvector_has_hnsw
+
+    assert pgvector_has_hnsw(version) is ok

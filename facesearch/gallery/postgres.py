@@ -134,6 +134,15 @@ def _hnsw_build_params(params: IndexParams) -> tuple[int, int]:
     return m, efc
 
 
+def pgvector_has_hnsw(version: str) -> bool:
+    """Whether this pgvector extension version has HNSW indexes (0.5.0 and later)."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) >= (0, 5)
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
@@ -196,7 +205,14 @@ class PostgresGallery:
             raise GalleryError(f"cannot connect to the gallery {self.location}: {text}") from err
 
     def _has_vector(self) -> bool:
-        return bool(self._rows("SELECT 1 FROM pg_extension WHERE extname = 'vector'"))
+        """Whether the database has pgvector; GalleryError if it is too old for HNSW."""
+        rows = self._rows("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        if rows and not pgvector_has_hnsw(str(rows[0][0])):
+            raise GalleryError(
+                f"{self.location}: pgvector {rows[0][0]} has no HNSW index (0.5.0 or newer "
+                "does): update it on the server, then ALTER EXTENSION vector UPDATE;"
+            )
+        return bool(rows)
 
     def _check_readable(self) -> None:
         has_vector = self._has_vector()
@@ -231,6 +247,7 @@ class PostgresGallery:
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 if not self._has_vector():
                     self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    self._has_vector()  # new enough?
         except pg.Error as err:
             raise GalleryError(
                 f"{self.location}: the database has no pgvector extension and it cannot be "
