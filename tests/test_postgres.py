@@ -339,3 +339,34 @@ def test_pgvector_needs_hnsw(version, ok):
     from facesearch.gallery.postgres import pgvector_has_hnsw
 
     assert pgvector_has_hnsw(version) is ok
+
+
+WRITER = """
+import sys, numpy as np
+from facesearch.gallery import open_gallery
+from facesearch.store import FaceRecord
+url, w = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(w)
+with open_gallery(url, "test-model", 32, writable=True) as g:
+    for b in range(10):
+        names = ["shared", f"own{w}"] if b % 2 else [f"own{w}", "shared"]
+        g.add([
+            FaceRecord(n, f"{n}/{w}-{b}-{i}", f"{n}-{w}-{b}-{i}", (0, 0, 1, 1), 0.9, v / np.linalg.norm(v))
+            for n in names for i, v in enumerate(rng.standard_normal((3, 32)).astype(np.float32))
+        ])
+"""
+
+
+def test_two_processes_enrolling_at_once_lose_nothing(pg_url):
+    open_gallery(pg_url, MODEL, DIM, writable=True).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, pg_url, str(w)], cwd=REPO) for w in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert {p.name: p.faces for p in g.people()} == {"shared": 60, "own0": 30, "own1": 30}
+        shared = [r for chunk in g.export_faces() for r in chunk if r.person == "shared"]
+        total = np.sum([r.embedding for r in shared], axis=0)
+        q = total / np.linalg.norm(total)
+        # the template kept in the database is the mean of all 60 faces, whoever added them
+        assert g.search(q[None], 1)[0][0].distance == pytest.approx(0, abs=1e-5)
