@@ -32,9 +32,10 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
     parser.add_argument(
         "--gallery",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=default(None),
-        help="gallery directory (else $FACESEARCH_GALLERY, else ~/.local/share/facesearch/gallery)",
+        help="gallery directory or postgresql://user:pass@host/db URL "
+        "(else $FACESEARCH_GALLERY, else ~/.local/share/facesearch/gallery)",
     )
     parser.add_argument(
         "--models",
@@ -124,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="candidates re-scored with exact vectors when the dtype is compressed (0: off)",
     )
+
+    p = add(
+        "migrate",
+        "copy every person and face from gallery SRC to DST (directories or postgresql:// URLs); "
+        "re-run to finish an interrupted copy",
+    )
+    p.add_argument("source", metavar="SRC", help="gallery to copy from (directory or URL)")
+    p.add_argument("destination", metavar="DST", help="gallery to copy into (created if needed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("evaluate", "measure verification and open-set identification on FOLDER/<person>/*")
     _eval_options(p)
@@ -373,9 +383,41 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "live":
             return _cmd_live(fs, args)
+        if args.command == "migrate":
+            return _cmd_migrate(fs, args)
         if args.command in ("evaluate", "calibrate"):
             return _cmd_evaluate(fs, args)
     raise AssertionError(args.command)
+
+
+def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .config import display_location
+    from .migrate import migrate
+
+    emb = fs.embedder  # its model id (no weights are loaded): both galleries must match it
+    bar = tqdm(
+        unit="face", desc="migrate", disable=True if args.no_progress else None, file=sys.stderr
+    )
+    t0 = time.perf_counter()
+    try:
+        report = migrate(
+            args.source,
+            args.destination,
+            emb.model_id,
+            emb.dim,
+            progress=bar.update,
+            on_total=lambda n: bar.reset(total=n),
+        )
+    finally:
+        bar.close()
+    print(
+        f"Copied {report.copied} face(s) into {display_location(args.destination)} "
+        f"({report.skipped} already there) in {time.perf_counter() - t0:.1f}s: "
+        f"{report.people} people, {report.faces} faces, as in the source"
+    )
+    return 0
 
 
 def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
@@ -509,7 +551,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         )
         fs.set_threshold(ident.threshold, source)
         print(
-            f"Gallery {fs.gallery_dir}: threshold set to {ident.threshold:.3f} ({source})",
+            f"Gallery {fs.gallery_name}: threshold set to {ident.threshold:.3f} ({source})",
             file=sys.stderr,
         )
     return 0

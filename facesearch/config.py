@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 GALLERY_ENV = "FACESEARCH_GALLERY"
@@ -48,12 +49,41 @@ def user_models_dir() -> Path:
 
 
 def resolve_gallery_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """--gallery DIR, else $FACESEARCH_GALLERY, else the per-user default."""
+    """--gallery DIR, else $FACESEARCH_GALLERY, else the per-user default.
+
+    A PostgreSQL URL is not a directory: use ``resolve_gallery_location`` where one is accepted.
+    """
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get(GALLERY_ENV)
     if env:
         return Path(env).expanduser()
+    return default_gallery_dir()
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether a gallery location names a PostgreSQL database rather than a directory."""
+    return isinstance(location, str) and location.lower().startswith(POSTGRES_SCHEMES)
+
+
+def display_location(location: str | os.PathLike[str]) -> str:
+    """A gallery location fit to print: a URL's password is replaced by ``***``."""
+    text = os.fspath(location)
+    if is_postgres_url(text):
+        return re.sub(r"^([a-z]+://[^:/@?#]*):[^@/?#]+@", r"\1:***@", text, flags=re.I)
+    return text
+
+
+def resolve_gallery_location(explicit: str | os.PathLike[str] | None = None) -> Path | str:
+    """Like ``resolve_gallery_dir``, but a ``postgresql://`` URL is kept as a string."""
+    for value in (explicit, os.environ.get(GALLERY_ENV)):
+        if value and is_postgres_url(value):
+            return str(value)
+        if value:
+            return Path(value).expanduser()
     return default_gallery_dir()
 
 

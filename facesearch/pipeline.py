@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Callable, Union
 import numpy as np
 from PIL import Image
 
-from .config import resolve_gallery_dir
+from .config import display_location, resolve_gallery_location
 from .crops import crop_faces
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import ImageError, InputError
-from .gallery import Gallery
+from .gallery import GalleryBackend, open_gallery
 from .images import LoadedImage, iter_files, load_image, to_rgb
 from .index import IndexParams
 from .names import validate_name
@@ -51,7 +51,7 @@ ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray, LoadedImage
 
 
 class FaceSearch:
-    """Enroll people and identify faces against one gallery directory.
+    """Enroll people and identify faces against one gallery: a directory or a PostgreSQL URL.
 
     Models load on first use and can be injected (``detector=``, ``embedder=``), so several
     ``FaceSearch`` objects can share them.
@@ -68,14 +68,23 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
     ) -> None:
-        self.gallery_dir = resolve_gallery_dir(gallery)
+        location = resolve_gallery_location(gallery)
+        #: where the gallery is: a directory (``Path``) or a ``postgresql://`` URL (``str``)
+        self.gallery_location: Path | str = location
+        #: the gallery directory, or None when the gallery is a PostgreSQL database
+        self.gallery_dir: Path | None = location if isinstance(location, Path) else None
         self._device = device
         self._detector = detector
         self._embedder = embedder
         self._models_dir = models_dir
         self._precision = precision
         self._allow_download = allow_download
-        self._reader: Gallery | None = None
+        self._reader: GalleryBackend | None = None
+
+    @property
+    def gallery_name(self) -> str:
+        """The gallery's location fit to print (a URL without its password)."""
+        return display_location(self.gallery_location)
 
     # -- components ----------------------------------------------------------------------------
 
@@ -96,12 +105,12 @@ class FaceSearch:
             )
         return self._embedder
 
-    def _open(self, writable: bool) -> Gallery:
-        return Gallery(
-            self.gallery_dir, self.embedder.model_id, self.embedder.dim, writable=writable
+    def _open(self, writable: bool) -> GalleryBackend:
+        return open_gallery(
+            self.gallery_location, self.embedder.model_id, self.embedder.dim, writable=writable
         )
 
-    def _read_gallery(self) -> Gallery:
+    def _read_gallery(self) -> GalleryBackend:
         if self._reader is None:
             self._reader = self._open(writable=False)
         return self._reader
@@ -355,7 +364,7 @@ class FaceSearch:
 
     def index_params(self) -> IndexParams:
         """The HNSW parameters of this gallery's index as it is now."""
-        return self._read_gallery().index.params
+        return self._read_gallery().index_params
 
     def set_threshold(self, value: float | None, source: str = "set by user") -> None:
         """Store (or with None, clear) the gallery's match threshold."""
@@ -382,7 +391,11 @@ class _EnrollBatch:
     detect_window = 8
 
     def __init__(
-        self, detector: FaceDetector, embedder: FaceEmbedder, gallery: Gallery, report: EnrollReport
+        self,
+        detector: FaceDetector,
+        embedder: FaceEmbedder,
+        gallery: GalleryBackend,
+        report: EnrollReport,
     ) -> None:
         self.detector, self.embedder, self.gallery, self.report = (
             detector,

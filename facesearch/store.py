@@ -266,6 +266,26 @@ class GalleryStore:
                 if rows:
                     yield _unpack(rows)
 
+    def face_records(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
+        """Every face as a ``FaceRecord`` (embedding as stored), in label order, in chunks."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT f.id, p.name, f.source_path, f.image_sha256, f.x1, f.y1, f.x2, f.y2,"
+                " f.score, f.embedding FROM faces f JOIN people p ON p.id = f.person_id"
+                " WHERE f.id > ? ORDER BY f.id LIMIT ?",
+                (last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [
+                FaceRecord(
+                    r[1], r[2], r[3], (r[4], r[5], r[6], r[7]), r[8], np.frombuffer(r[9], "<f4")
+                )
+                for r in rows
+            ]
+
     def person_templates(self, person_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Per person, the normalised mean of their face embeddings (their template)."""
         sums: dict[int, np.ndarray] = {}

@@ -74,3 +74,66 @@ def enrolled_copy(enrolled, tmp_path):
     dst = tmp_path / "gallery-copy"
     shutil.copytree(enrolled[0], dst)
     return dst
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+PG_URL_ENV = "FACESEARCH_TEST_POSTGRES_URL"
+
+
+def _pg_unavailable(reason: str):
+    """Skip (one line saying how to get it), except under CI, where PostgreSQL must work."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL tests cannot run under CI: {reason}")
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """An admin URL of a PostgreSQL server with pgvector: $FACESEARCH_TEST_POSTGRES_URL, else a
+    throwaway server started by pgserver in a temporary directory."""
+    url = os.environ.get(PG_URL_ENV)
+    try:
+        import pgvector.psycopg  # noqa: F401
+        import psycopg  # noqa: F401
+    except ImportError as err:
+        _pg_unavailable(f"{err.name} is not installed: pip install -e '.[test]'")
+    if url:
+        yield url
+        return
+    try:
+        import pgserver
+    except ImportError:
+        _pg_unavailable(
+            f"pgserver is not installed (pip install -e '.[test]'), or set {PG_URL_ENV}"
+        )
+    try:
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    except Exception as err:
+        _pg_unavailable(f"pgserver could not start PostgreSQL ({err}); or set {PG_URL_ENV}")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def pg_database_url(admin_url: str, name: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A URL of a fresh, empty database (dropped after the test)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"facesearch_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_database_url(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

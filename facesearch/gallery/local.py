@@ -15,17 +15,19 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import GalleryError, InputError
-from .index import FaceIndex, IndexParams, exact_path
-from .store import FaceRecord, GalleryStore
-from .threshold import Threshold, default_threshold, given
-from .types import Candidate, Person
+from ..errors import GalleryError, InputError
+from ..index import FaceIndex, IndexParams, exact_path
+from ..store import FaceRecord, GalleryStore
+from ..threshold import Threshold, default_threshold, given
+from ..types import Candidate, Person
+from .scoring import candidate_faces, refine_candidates, score_people
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +285,11 @@ class Gallery:
         self._dirty = True
         return ids
 
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Adding many faces (``migrate``): the in-memory index takes them as they come."""
+        yield
+
     def remove_person(self, name: str) -> int:
         """Delete a person and their faces; returns how many faces went."""
         self._require_writable()
@@ -295,10 +302,31 @@ class Gallery:
         return len(ids)
 
     def owner_of_hash(self, sha256: str) -> str | None:
+        """Name of the person a photo with this content hash is enrolled under, if any."""
         return self.store.owner_of_hash(sha256)
 
     def people(self) -> list[Person]:
+        """Everyone enrolled, by name, with their number of faces."""
         return self.store.people()
+
+    def count_people(self) -> int:
+        return self.store.count_people()
+
+    def count_faces(self) -> int:
+        return self.store.count_faces()
+
+    def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
+        """Every stored face with its embedding as stored, in chunks (``facesearch migrate``)."""
+        return self.store.face_records(chunk)
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
+
+    @property
+    def index_params(self) -> IndexParams:
+        """The HNSW parameters of the index as it is now."""
+        return self.index.params
 
     def search(
         self,
@@ -324,64 +352,16 @@ class Gallery:
         n = len(self.index)
         if n == 0:
             return [[] for _ in range(len(embeddings))]
-        k_faces = min(n, max(64, 8 * k_people))
-        if refine != "none":
-            k_faces = min(n, max(k_faces, pool))
+        k_faces = candidate_faces(k_people, n, refine, pool)
         labels, dists = self.index.search(embeddings, k_faces, ef=ef)
         if refine != "none":
-            labels, dists = self._refine(embeddings, labels, dists, refine, device)
+            pools = np.zeros((*labels.shape, self.dim), np.float32)
+            valid = labels >= 0
+            pools[valid] = self.index.vectors(labels[valid])
+            labels, dists = refine_candidates(embeddings, labels, pools, refine, device)
         owners = self.store.owners(np.unique(labels[labels >= 0]).tolist())
-        per_query: list[dict[int, tuple[str, int, float]]] = []
-        for row_l, row_d in zip(labels, dists):
-            # person id -> (name, closest face label, its distance); rows are nearest first
-            people: dict[int, tuple[str, int, float]] = {}
-            for label, dist in zip(row_l, row_d):
-                owner = owners.get(int(label))
-                if owner is not None and owner[0] not in people:
-                    people[owner[0]] = (owner[1], int(label), float(dist))
-            per_query.append(people)
-        templates = self._templates({pid for people in per_query for pid in people})
-        out: list[list[Candidate]] = []
-        for query, people in zip(np.asarray(embeddings, np.float32), per_query):
-            cands = []
-            for pid, (name, label, face_dist) in people.items():
-                if pid not in templates:  # removed by a writer since the index was read
-                    continue
-                d = min(face_dist, float(1.0 - np.dot(query, templates[pid])))
-                cands.append(Candidate(name, pid, label, 1.0 - d, d))
-            cands.sort(key=lambda c: c.distance)
-            out.append(cands[:k_people])
-        return out
-
-    def _refine(
-        self,
-        queries: np.ndarray,
-        labels: np.ndarray,
-        dists: np.ndarray,
-        method: str,
-        device: str | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Reorder each row of candidates: by exact distance, or with the gradient search's pick first."""
-        from .refine import REFINE_METHODS, gradient_refine
-
-        if method not in REFINE_METHODS:
-            raise GalleryError(f"unknown refine method {method!r}; use {', '.join(REFINE_METHODS)}")
-        valid = labels >= 0
-        pools = np.zeros((*labels.shape, self.dim), np.float32)
-        pools[valid] = self.index.vectors(labels[valid])
-        q = np.asarray(queries, np.float32)
-        exact = 1.0 - np.einsum("qkd,qd->qk", pools, q)
-        exact[~valid] = np.inf
-        if method == "exact":
-            order = np.argsort(exact, axis=1, kind="stable")
-        else:
-            best = gradient_refine(q, pools, device=device, valid=valid)
-            # the gradient search decides the nearest face; the rest keep the index's order
-            rank = np.tile(np.arange(labels.shape[1]), (len(labels), 1))
-            rank[np.arange(len(labels)), best] = -1
-            order = np.argsort(rank, axis=1)
-        rows = np.arange(len(labels))[:, None]
-        return labels[rows, order], exact[rows, order].astype(np.float32)
+        templates = self._templates({pid for pid, _ in owners.values()})
+        return score_people(embeddings, labels, dists, owners, templates, k_people)
 
     def _templates(self, person_ids: set[int]) -> dict[int, np.ndarray]:
         missing = [p for p in person_ids if p not in self._template_cache]

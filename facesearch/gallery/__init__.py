@@ -1,0 +1,45 @@
+"""Galleries: where enrolled faces live and how the nearest people are found.
+
+``open_gallery(location, ...)`` picks the backend from the location: a ``postgresql://`` (or
+``postgres://``) URL opens a PostgreSQL database with pgvector (``postgres.py``, needs
+``pip install 'facesearch[postgres]'``); anything else is a gallery directory (``local.py``:
+SQLite + a usearch HNSW index). Both implement ``base.GalleryBackend`` and score people with
+``scoring.score_people``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import is_postgres_url
+from ..index import IndexParams
+from .base import GalleryBackend
+from .local import DB_NAME, INDEX_META_NAME, INDEX_NAME, LOCK_NAME, PARAMS_KEY, Gallery
+
+__all__ = [
+    "Gallery",
+    "GalleryBackend",
+    "open_gallery",
+    "is_postgres_url",
+    "DB_NAME",
+    "INDEX_NAME",
+    "INDEX_META_NAME",
+    "LOCK_NAME",
+    "PARAMS_KEY",
+]
+
+
+def open_gallery(
+    location: str | os.PathLike[str],
+    model_id: str,
+    dim: int,
+    writable: bool = False,
+    params: IndexParams | None = None,
+) -> GalleryBackend:
+    """Open the gallery at ``location``: a PostgreSQL URL or a directory."""
+    if is_postgres_url(location):
+        from .postgres import PostgresGallery
+
+        return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
+    return Gallery(Path(location), model_id, dim, writable=writable, params=params)

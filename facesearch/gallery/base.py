@@ -1,0 +1,105 @@
+"""What a gallery backend offers: the calls ``FaceSearch``, the CLI and ``migrate`` make.
+
+Two backends implement it: a directory (``local.Gallery``: SQLite + a usearch HNSW index) and
+a PostgreSQL database (``postgres.PostgresGallery``: pgvector). Both pass
+``tests/test_gallery_contract.py`` and score people with ``scoring.score_people``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..index import IndexParams
+from ..store import FaceRecord
+from ..threshold import Threshold
+from ..types import Candidate, Person
+
+
+class GalleryBackend(Protocol):
+    """An open gallery: for reading, or (``writable``) for enrolling and removing."""
+
+    model_id: str
+    dim: int
+    writable: bool
+
+    @property
+    def location(self) -> str:
+        """Where the gallery is (a directory, or a URL without its password)."""
+        ...
+
+    @property
+    def index_params(self) -> IndexParams:
+        """The vector index's parameters as they are now."""
+        ...
+
+    def add(self, records: Sequence[FaceRecord]) -> list[int]:
+        """Store faces, creating people as needed, in one transaction; returns their labels."""
+        ...
+
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """A context in which adding many faces may be faster (``migrate``); same result."""
+        ...
+
+    def remove_person(self, name: str) -> int:
+        """Delete a person and their faces (PersonNotFoundError if unknown); returns how many."""
+        ...
+
+    def owner_of_hash(self, sha256: str) -> str | None:
+        """Name of the person a photo with this content hash is enrolled under, if any."""
+        ...
+
+    def people(self) -> list[Person]:
+        """Everyone enrolled, by name, with their number of faces."""
+        ...
+
+    def count_people(self) -> int: ...
+
+    def count_faces(self) -> int: ...
+
+    def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
+        """Every stored face with its embedding as stored, in chunks."""
+        ...
+
+    def search(
+        self,
+        embeddings: np.ndarray,
+        k_people: int = 5,
+        refine: str = "none",
+        pool: int = 512,
+        device: str | None = None,
+        ef: int | None = None,
+    ) -> list[list[Candidate]]:
+        """Per query embedding, the nearest enrolled people, nearest first."""
+        ...
+
+    def threshold(self, explicit: float | Threshold | None = None) -> Threshold:
+        """The match threshold in force: explicit > calibrated > default for the gallery's size."""
+        ...
+
+    def set_threshold(self, value: float | None, source: str) -> None:
+        """Store the gallery's own threshold, or with None go back to the default."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Counts, model, index description, threshold: what ``facesearch info`` shows."""
+        ...
+
+    def changed_since_open(self) -> bool:
+        """Whether anyone (any process) has written to the gallery since this object opened it."""
+        ...
+
+    def reindex(self, params: IndexParams | None = None) -> int:
+        """Rebuild the vector index (with ``params``: as the gallery's new ones); returns faces."""
+        ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> GalleryBackend: ...
+
+    def __exit__(self, *exc: Any) -> None: ...

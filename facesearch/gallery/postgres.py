@@ -1,0 +1,674 @@
+"""A gallery in a PostgreSQL database with pgvector: many readers, any number of servers.
+
+Tables (created, and later migrated, by this module; ``meta`` holds ``schema_version``):
+
+- ``meta(key, value)``: schema version, model id and embedding size, ``generation`` (bumped by
+  every write, so any process can tell that the gallery changed), threshold, index parameters.
+- ``people(id, name unique, created, template_sum)``: ``template_sum`` is the sum of the
+  person's face embeddings, recomputed in the transaction of every write that touches them;
+  normalised it is their template (``scoring.score_people``).
+- ``faces(id, person_id -> people ON DELETE CASCADE, source, sha256 unique, box, score,
+  embedding vector(dim), created)`` with an HNSW index on ``embedding`` (``vector_ip_ops``:
+  the vectors are unit length, so the inner product is the cosine similarity; measured on 10k
+  faces ``vector_cosine_ops`` answered as fast, 3.5 vs 3.6 ms for 64 neighbours).
+
+Every write is one transaction that first takes a transaction-level advisory lock, so writers
+from any number of processes queue instead of deadlocking, and a failed batch leaves nothing
+behind. A search batch is one statement: the nearest faces of every query (``hnsw.ef_search``
+from ``index.auto_ef``, set for that transaction only), their owners and the owners' templates.
+
+psycopg and pgvector are imported only when a ``postgresql://`` gallery is opened
+(``pip install 'facesearch[postgres]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import display_location
+from ..errors import GalleryError, InputError, ModelMismatchError, PersonNotFoundError
+from ..index import IndexParams, auto_ef
+from ..store import FaceRecord
+from ..threshold import Threshold, default_threshold, given
+from ..types import Candidate, Person
+from .scoring import candidate_faces, refine_candidates, score_people, unit_template
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+PARAMS_KEY = "index_params"
+INDEX_NAME = "faces_embedding"
+# pg_advisory_xact_lock key taken by every write ("facesear" in ASCII); locks are per database
+LOCK_KEY = 0x6661636573656172
+INSTALL_HINT = "pip install 'facesearch[postgres]'"
+EXTENSION_HINT = (
+    "run CREATE EXTENSION vector; in that database as a superuser, "
+    "or use a server with pgvector (e.g. the pgvector/pgvector Docker image)"
+)
+# HNSW build parameters when none are given: pgvector's own defaults. Each insert into the graph
+# costs the server about ef_construction distance computations per layer: with m=32,
+# ef_construction=128 (the directory backend's defaults) 10k faces went in at 47 faces/s on a
+# 2-core VM, with these at 156 faces/s, recall of the nearest person 1.000 either way
+# (benchmarks/pg_bench.py --n 10000).
+DEFAULT_PARAMS = IndexParams(connectivity=16, expansion_add=64)
+# pgvector's limits on HNSW build parameters
+M_RANGE, EF_CONSTRUCTION_RANGE = (2, 100), (4, 1000)
+NO_LIMIT = 1 << 62
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _import_psycopg() -> Any:
+    try:
+        import pgvector.psycopg  # noqa: F401
+        import psycopg
+    except ImportError as err:
+        raise GalleryError(
+            f"a postgresql:// gallery needs psycopg and pgvector ({err.name} is missing): "
+            f"{INSTALL_HINT}"
+        ) from err
+    return psycopg
+
+
+def _schema_v1(dim: int, params: IndexParams) -> list[Any]:
+    from psycopg import sql
+
+    # the only values composed into DDL are integers this module checked; names are fixed
+    dim_sql = sql.SQL(str(int(dim)))
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS people ("
+            " id bigserial PRIMARY KEY,"
+            " name text NOT NULL UNIQUE,"
+            " created timestamptz NOT NULL DEFAULT now(),"
+            " template_sum vector({dim}))"
+        ).format(dim=dim_sql),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS faces ("
+            " id bigserial PRIMARY KEY,"
+            " person_id bigint NOT NULL REFERENCES people(id) ON DELETE CASCADE,"
+            " source text NOT NULL,"
+            " sha256 text NOT NULL UNIQUE,"
+            " box real[] NOT NULL,"
+            " score real NOT NULL,"
+            " embedding vector({dim}) NOT NULL,"
+            " created timestamptz NOT NULL DEFAULT now())"
+        ).format(dim=dim_sql),
+        sql.SQL("CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id)"),
+        _hnsw_ddl(params),
+    ]
+
+
+def _hnsw_ddl(params: IndexParams) -> Any:
+    from psycopg import sql
+
+    m, efc = _hnsw_build_params(params)
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {name} ON faces USING hnsw (embedding vector_ip_ops)"
+        " WITH (m = {m}, ef_construction = {efc})"
+    ).format(name=sql.Identifier(INDEX_NAME), m=sql.SQL(str(m)), efc=sql.SQL(str(efc)))
+
+
+def _hnsw_build_params(params: IndexParams) -> tuple[int, int]:
+    """(m, ef_construction) for pgvector from facesearch's index parameters; InputError if
+    pgvector cannot build with them."""
+    m, efc = int(params.connectivity), int(params.expansion_add)
+    if not M_RANGE[0] <= m <= M_RANGE[1]:
+        raise InputError(f"pgvector's HNSW connectivity (m) must be {M_RANGE[0]}..{M_RANGE[1]}")
+    if not max(EF_CONSTRUCTION_RANGE[0], 2 * m) <= efc <= EF_CONSTRUCTION_RANGE[1]:
+        raise InputError(
+            f"pgvector's HNSW ef_construction must be from 2 * m to {EF_CONSTRUCTION_RANGE[1]}"
+        )
+    return m, efc
+
+
+def pgvector_has_hnsw(version: str) -> bool:
+    """Whether this pgvector extension version has HNSW indexes (0.5.0 and later)."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) >= (0, 5)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+class PostgresGallery:
+    """Open the gallery in the database at ``url`` for reading, or (``writable``) for writing.
+
+    A writable open creates the schema (and the ``vector`` extension when the user may) on
+    first use. Any number of processes may hold it open for writing at once.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model_id: str,
+        dim: int,
+        writable: bool = False,
+        params: IndexParams | None = None,
+    ) -> None:
+        self._pg = _import_psycopg()
+        self.url = url
+        self.model_id = model_id
+        self.dim = int(dim)
+        self.writable = writable
+        self._threshold: Threshold | None = None
+        self.conn = self._connect()
+        try:
+            if writable:
+                self._create_schema(params or DEFAULT_PARAMS)
+            else:
+                self._check_readable()
+            from pgvector.psycopg import register_vector
+
+            register_vector(self.conn)
+            self._check_model()
+            self.params = self._stored_params() or params or DEFAULT_PARAMS
+            self.generation = self._generation()
+            self._faces_at_open = self.count_faces()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- connection and schema -----------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """The database URL without its password."""
+        return display_location(self.url)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        pg = self._pg
+        try:
+            return pg.connect(self.url, autocommit=True, connect_timeout=10)  # type: ignore[no-any-return]
+        except pg.Error as err:
+            text = _one_line(err)
+            if "password authentication failed" in text or "no password supplied" in text:
+                raise GalleryError(
+                    f"{self.location}: wrong user name or password for the PostgreSQL server"
+                ) from err
+            raise GalleryError(f"cannot connect to the gallery {self.location}: {text}") from err
+
+    def _has_vector(self) -> bool:
+        """Whether the database has pgvector; GalleryError if it is too old for HNSW."""
+        rows = self._rows("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        if rows and not pgvector_has_hnsw(str(rows[0][0])):
+            raise GalleryError(
+                f"{self.location}: pgvector {rows[0][0]} has no HNSW index (0.5.0 or newer "
+                "does): update it on the server, then ALTER EXTENSION vector UPDATE;"
+            )
+        return bool(rows)
+
+    def _check_readable(self) -> None:
+        has_vector = self._has_vector()
+        if self._rows("SELECT to_regclass('meta')")[0][0] is None:
+            raise GalleryError(
+                f"no gallery in {self.location}: enroll people first (facesearch enroll FOLDER)"
+                + (
+                    ""
+                    if has_vector
+                    else f"; the database has no pgvector extension: {EXTENSION_HINT}"
+                )
+            )
+        if not has_vector:
+            raise GalleryError(
+                f"{self.location}: the database has no pgvector extension: {EXTENSION_HINT}"
+            )
+        self._check_schema_version(self._get_meta("schema_version"))
+
+    def _check_schema_version(self, version: str | None) -> None:
+        if version is None:
+            raise GalleryError(f"{self.location}: not a facesearch gallery (no schema version)")
+        if int(version) > SCHEMA_VERSION:
+            raise GalleryError(
+                f"{self.location}: gallery schema {version} is newer than this facesearch "
+                f"({SCHEMA_VERSION})"
+            )
+
+    def _create_schema(self, params: IndexParams) -> None:
+        pg = self._pg
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                if not self._has_vector():
+                    self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    self._has_vector()  # new enough?
+        except pg.Error as err:
+            raise GalleryError(
+                f"{self.location}: the database has no pgvector extension and it cannot be "
+                f"created here ({_one_line(err)}): {EXTENSION_HINT}"
+            ) from err
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)"
+                )
+                version = self._get_meta("schema_version")
+                if version is not None:
+                    self._check_schema_version(version)
+                current = int(version or 0)
+                migrations = {1: lambda: _schema_v1(self.dim, params)}
+                for target in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in migrations[target]():
+                        self.conn.execute(statement)
+                    self._set_meta_in_tx({"schema_version": str(target)})
+                if current == 0:  # the index was built with these: keep them with the gallery
+                    self._set_meta_in_tx({PARAMS_KEY: json.dumps(params.to_dict())})
+                # rebuilt here if a bulk load was interrupted before it built the index again
+                self.conn.execute(_hnsw_ddl(self._stored_params() or params))
+                self.conn.execute(
+                    "INSERT INTO meta VALUES ('generation', '0') ON CONFLICT (key) DO NOTHING"
+                )
+        except pg.Error as err:
+            raise GalleryError(
+                f"{self.location}: cannot create the gallery ({_one_line(err)})"
+            ) from err
+
+    def _check_model(self) -> None:
+        stored_model, stored_dim = self._get_meta("model_id"), self._get_meta("embedding_dim")
+        if stored_model is None:
+            if self.writable:
+                with self._write(bump=False):
+                    if self._get_meta("model_id") is None:
+                        self._set_meta_in_tx(
+                            {"model_id": self.model_id, "embedding_dim": str(self.dim)}
+                        )
+                self._check_model()
+            return
+        if stored_model != self.model_id or int(stored_dim or 0) != self.dim:
+            raise ModelMismatchError(
+                f"{self.location}: gallery was built with {stored_model} ({stored_dim}-d), "
+                f"not {self.model_id} ({self.dim}-d); its vectors cannot be compared: use another "
+                "--gallery, or enroll the photos again into a new one"
+            )
+
+    def _get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def _rows(self, query: Any, params: Any = None) -> list[Any]:
+        """The rows of one read; a failure (server gone, connection lost) is a GalleryError."""
+        try:
+            return self.conn.execute(query, params).fetchall()
+        except self._pg.Error as err:
+            raise GalleryError(
+                f"{self.location}: reading the gallery failed ({_one_line(err)})"
+            ) from err
+
+    def _set_meta_in_tx(self, values: dict[str, str | None]) -> None:
+        for key, value in values.items():
+            if value is None:
+                self.conn.execute("DELETE FROM meta WHERE key = %s", (key,))
+            else:
+                self.conn.execute(
+                    "INSERT INTO meta VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (key, value),
+                )
+
+    def _generation(self) -> int:
+        return int(self._get_meta("generation") or 0)
+
+    def _stored_params(self) -> IndexParams | None:
+        raw = self._get_meta(PARAMS_KEY)
+        if raw is None:
+            return None
+        try:
+            return IndexParams.from_dict(json.loads(raw))
+        except (ValueError, TypeError, InputError) as err:
+            log.warning("ignoring unreadable index parameters in the gallery (%s)", err)
+            return None
+
+    @contextmanager
+    def _write(self, bump: bool = True) -> Iterator[Any]:
+        """One write transaction: writers queue on an advisory lock; ``bump`` the generation."""
+        if not self.writable:
+            raise GalleryError(f"gallery {self.location} is open read-only")
+        pg = self._pg
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                yield cur
+                if bump:
+                    cur.execute(
+                        "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
+                    )
+        except pg.errors.UniqueViolation as err:
+            raise GalleryError(
+                f"{self.location}: a photo in this batch is already enrolled; nothing was "
+                f"written ({_one_line(err)})"
+            ) from err
+        except pg.Error as err:
+            raise GalleryError(
+                f"{self.location}: the write failed and was rolled back ({_one_line(err)})"
+            ) from err
+        finally:
+            self._threshold = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def flush(self) -> None:
+        """Nothing to do: every write is committed when it returns."""
+
+    def __enter__(self) -> PostgresGallery:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def changed_since_open(self) -> bool:
+        """Whether any process has written to the gallery since this object opened it."""
+        return self._generation() != self.generation
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def add(self, records: Sequence[FaceRecord]) -> list[int]:
+        """Store faces (creating people as needed) in one transaction; returns their labels."""
+        if not records:
+            return []
+        with self._write() as cur:
+            names = sorted({r.person for r in records})
+            cur.execute(
+                "INSERT INTO people (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING",
+                (names,),
+            )
+            cur.execute("SELECT name, id FROM people WHERE name = ANY(%s)", (names,))
+            person_ids = {str(name): int(pid) for name, pid in cur.fetchall()}
+            cur.executemany(
+                "INSERT INTO faces (person_id, source, sha256, box, score, embedding)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                [
+                    (
+                        person_ids[r.person],
+                        r.source_path,
+                        r.image_sha256,
+                        [float(v) for v in r.box],
+                        float(r.score),
+                        np.asarray(r.embedding, np.float32),
+                    )
+                    for r in records
+                ],
+                returning=True,
+            )
+            ids = []
+            while True:
+                ids.append(int(cur.fetchone()[0]))
+                if not cur.nextset():
+                    break
+            self._update_templates(cur, list(person_ids.values()))
+        self._faces_at_open += len(ids)
+        return ids
+
+    @staticmethod
+    def _update_templates(cur: Any, person_ids: list[int]) -> None:
+        cur.execute(
+            "UPDATE people p SET template_sum = s.total"
+            " FROM (SELECT person_id, sum(embedding) AS total FROM faces"
+            "       WHERE person_id = ANY(%s) GROUP BY person_id) s"
+            " WHERE p.id = s.person_id",
+            (person_ids,),
+        )
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Faster adding of many faces into an empty gallery: the HNSW index is dropped while
+        inside and built once over all the rows at the end (one build is far cheaper than one
+        graph insert per face). On a gallery that has faces it changes nothing. If interrupted,
+        the next writable open builds the index; searches meanwhile scan exactly."""
+        from psycopg import sql
+
+        if self.count_faces() > 0:
+            yield
+            return
+        with self._write(bump=False) as cur:
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_NAME)))
+        yield
+        with self._write(bump=False) as cur:
+            cur.execute(_hnsw_ddl(self.params))
+
+    def remove_person(self, name: str) -> int:
+        """Delete a person and their faces (one transaction); returns how many faces went."""
+        with self._write() as cur:
+            cur.execute(
+                "SELECT p.id, (SELECT count(*) FROM faces f WHERE f.person_id = p.id)"
+                " FROM people p WHERE p.name = %s FOR UPDATE",
+                (name,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise PersonNotFoundError(f"no person named {name!r} in the gallery")
+            cur.execute("DELETE FROM people WHERE id = %s", (row[0],))
+        self._faces_at_open -= int(row[1])
+        return int(row[1])
+
+    def set_threshold(self, value: float | None, source: str) -> None:
+        """Store the gallery's own threshold (``calibrate``), or with None go back to the default."""
+        with self._write():
+            self._set_meta_in_tx(
+                {
+                    "threshold": None if value is None else repr(float(value)),
+                    "threshold_source": None if value is None else source,
+                }
+            )
+
+    def reindex(self, params: IndexParams | None = None) -> int:
+        """Rebuild the HNSW index (with ``params``: with their m and ef_construction, which
+        become the gallery's own); returns the number of faces."""
+        from psycopg import sql
+
+        if params is not None and (params.dtype != "f32" or params.rerank):
+            raise InputError(
+                "a PostgreSQL gallery's index keeps float32 vectors: --dtype and --rerank do not apply"
+            )
+        with self._write(bump=False) as cur:
+            if params is None:
+                cur.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(INDEX_NAME)))
+            else:
+                ddl = _hnsw_ddl(params)  # checks the parameters before anything is dropped
+                cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_NAME)))
+                cur.execute(ddl)
+                self._set_meta_in_tx({PARAMS_KEY: json.dumps(params.to_dict())})
+                self.params = params
+        return self.count_faces()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def owner_of_hash(self, sha256: str) -> str | None:
+        """Name of the person a photo with this content hash is enrolled under, if any."""
+        rows = self._rows(
+            "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.sha256 = %s",
+            (sha256,),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def people(self) -> list[Person]:
+        """Everyone enrolled, by name (byte order, as SQLite sorts), with their face counts."""
+        rows = self._rows(
+            "SELECT p.id, p.name, count(f.id), p.created FROM people p"
+            ' LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name COLLATE "C"'
+        )
+        return [Person(id=int(r[0]), name=r[1], faces=int(r[2]), created=_iso(r[3])) for r in rows]
+
+    def count_people(self) -> int:
+        return int(self._rows("SELECT count(*) FROM people")[0][0])
+
+    def count_faces(self) -> int:
+        return int(self._rows("SELECT count(*) FROM faces")[0][0])
+
+    def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
+        """Every stored face with its embedding as stored, in label order, in chunks."""
+        last = -1
+        while True:
+            rows = self._rows(
+                "SELECT f.id, p.name, f.source, f.sha256, f.box, f.score, f.embedding"
+                " FROM faces f JOIN people p ON p.id = f.person_id"
+                " WHERE f.id > %s ORDER BY f.id LIMIT %s",
+                (last, chunk),
+            )
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [
+                FaceRecord(r[1], r[2], r[3], tuple(r[4]), float(r[5]), _array(r[6]))  # type: ignore[arg-type]
+                for r in rows
+            ]
+
+    @property
+    def index_params(self) -> IndexParams:
+        """The HNSW parameters in force (m = connectivity, ef_construction = expansion_add)."""
+        return IndexParams(
+            connectivity=self.params.connectivity,
+            expansion_add=self.params.expansion_add,
+            expansion_search=self.params.expansion_search,
+            dtype="f32",
+            rerank=0,
+        )
+
+    def search_breadth(self, k_faces: int = 0) -> int:
+        """``hnsw.ef_search`` for a search: the gallery's setting, else ``auto_ef`` of its size;
+        at least ``k_faces``, since pgvector returns at most ef_search rows."""
+        ef = self.params.expansion_search or auto_ef(self._faces_at_open)
+        return max(ef, k_faces)
+
+    def search(
+        self,
+        embeddings: np.ndarray,
+        k_people: int = 5,
+        refine: str = "none",
+        pool: int = 512,
+        device: str | None = None,
+        ef: int | None = None,
+    ) -> list[list[Candidate]]:
+        """Per query embedding, the nearest enrolled people, nearest first (``Gallery.search``).
+
+        One statement finds each query's nearest faces with the HNSW index, their owners and
+        the owners' templates; ``scoring.score_people`` ranks the people. ``refine`` re-examines
+        a pool of ``pool`` candidates with their stored vectors.
+        """
+        queries = np.atleast_2d(np.asarray(embeddings, np.float32))
+        if len(queries) == 0:
+            return []
+        k_faces = candidate_faces(k_people, NO_LIMIT, refine, pool)
+        # pgvector returns at most ef_search rows, and takes ef_search up to 1000
+        breadth = min(max(int(ef) if ef else self.search_breadth(), k_faces), 1000)
+        with_vectors = refine != "none"
+        query = (
+            "WITH q AS (SELECT v, ord FROM unnest(%(q)s::vector[]) WITH ORDINALITY AS t(v, ord)),"
+            " n AS MATERIALIZED ("
+            "  SELECT q.ord, f.id, f.person_id, f.dist, f.embedding FROM q CROSS JOIN LATERAL ("
+            "   SELECT id, person_id, embedding <#> q.v AS dist,"
+            "          CASE WHEN %(vectors)s THEN embedding END AS embedding"
+            "   FROM faces ORDER BY embedding <#> q.v LIMIT %(k)s) f)"
+            " SELECT n.ord, n.id, n.person_id, n.dist, NULL::text, n.embedding FROM n"
+            " UNION ALL"
+            " SELECT NULL, NULL, p.id, NULL, p.name, p.template_sum FROM people p"
+            " WHERE p.id IN (SELECT person_id FROM n)"
+        )
+        pg = self._pg
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                self.conn.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true)", (str(int(breadth)),)
+                )
+                # binary results: templates arrive as float32 bytes, not text to parse
+                cur = self.conn.cursor(binary=True)
+                cur.execute(query, {"q": list(queries), "k": k_faces, "vectors": with_vectors})
+                rows = cur.fetchall()
+        except pg.Error as err:
+            raise GalleryError(f"{self.location}: search failed ({_one_line(err)})") from err
+        hits = [r for r in rows if r[0] is not None]
+        owners_rows = [r for r in rows if r[0] is None]
+        names = {int(r[2]): str(r[4]) for r in owners_rows}
+        templates = {
+            int(r[2]): unit_template(_array(r[5])) for r in owners_rows if r[5] is not None
+        }
+        labels = np.full((len(queries), k_faces), -1, np.int64)
+        dists = np.full((len(queries), k_faces), np.inf, np.float32)
+        pools = np.zeros((len(queries), k_faces, self.dim), np.float32) if with_vectors else None
+        hits.sort(key=lambda r: (int(r[0]), float(r[3]), int(r[1])))
+        filled = np.zeros(len(queries), np.int64)
+        owners: dict[int, tuple[int, str]] = {}
+        for ord_, fid, pid, dist, _, vec in hits:
+            i = int(ord_) - 1
+            j = int(filled[i])
+            labels[i, j], dists[i, j] = int(fid), 1.0 + float(dist)
+            if pools is not None:
+                pools[i, j] = _array(vec)
+            filled[i] += 1
+            if int(pid) in names:
+                owners[int(fid)] = (int(pid), names[int(pid)])
+        if pools is not None:
+            labels, dists = refine_candidates(queries, labels, pools, refine, device)
+        return score_people(queries, labels, dists, owners, templates, k_people)
+
+    # -- settings and info ---------------------------------------------------------------------
+
+    def threshold(self, explicit: float | Threshold | None = None) -> Threshold:
+        """The match threshold in force: explicit > calibrated (stored) > default for the size."""
+        if isinstance(explicit, Threshold):
+            return explicit
+        if explicit is not None:
+            return given(explicit)
+        if self._threshold is None:
+            value = self._get_meta("threshold")
+            if value is None:
+                self._threshold = default_threshold(self.count_people(), faces=self.count_faces())
+            else:
+                source = self._get_meta("threshold_source") or "gallery setting"
+                self._threshold = Threshold(float(value), source, "calibrated")
+        return self._threshold
+
+    def info(self) -> dict[str, Any]:
+        threshold = self.threshold()
+        faces = self.count_faces()
+        (row,) = self._rows(
+            "SELECT current_setting('server_version'), pg_database_size(current_database()),"
+            " coalesce(pg_relation_size(to_regclass(%s)), 0),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
+            (INDEX_NAME,),
+        )
+        params = self.index_params
+        return {
+            "gallery": self.location,
+            "people": self.count_people(),
+            "faces": faces,
+            "model": self._get_meta("model_id"),
+            "embedding_dim": int(self._get_meta("embedding_dim") or self.dim),
+            "index": {
+                "size": faces,
+                "metric": "cosine",
+                "type": f"pgvector {row[3]} hnsw (vector_ip_ops)",
+                "connectivity": params.connectivity,
+                "expansion_add": params.expansion_add,
+                "expansion_search": params.expansion_search,
+                "ef_in_use": min(self.search_breadth(), 1000),
+                "memory_bytes": int(row[2]),
+            },
+            "threshold": threshold.value,
+            "threshold_source": threshold.source,
+            "server": {"postgresql": row[0], "database_bytes": int(row[1])},
+        }
+
+
+def _array(value: Any) -> np.ndarray:
+    """A pgvector value (``pgvector.Vector`` or array) as a float32 numpy vector."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, np.float32)

@@ -1,0 +1,89 @@
+"""Copy a gallery between backends (a directory and a PostgreSQL database, either way).
+
+Every person and face is copied with its embedding as stored: nothing is re-embedded, so the
+copy answers searches as the original does. Faces already in the destination (same photo hash,
+same person) are skipped, so an interrupted migration finishes when run again. At the end the
+two galleries must hold the same numbers of people and faces.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import display_location
+from .errors import GalleryError
+from .gallery import GalleryBackend, open_gallery
+
+
+@dataclass
+class MigrateReport:
+    """What a migration did: faces copied, faces already there, and the final counts."""
+
+    copied: int = 0
+    skipped: int = 0
+    people: int = 0
+    faces: int = 0
+
+
+def migrate(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    model_id: str,
+    dim: int,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> MigrateReport:
+    """Copy every person and face of ``source`` into ``destination`` (created if needed).
+
+    Each batch of ``batch`` faces is one transaction in the destination. GalleryError if a photo
+    is enrolled under different people in the two galleries, or if the counts differ at the end.
+    """
+    src_name, dst_name = display_location(source), display_location(destination)
+    if os.fspath(source) == os.fspath(destination):
+        raise GalleryError(f"{src_name}: source and destination are the same gallery")
+    report = MigrateReport()
+    with open_gallery(source, model_id, dim) as src:
+        with open_gallery(destination, model_id, dim, writable=True) as dst:
+            if on_total:
+                on_total(src.count_faces())
+            with dst.bulk_load():
+                _copy(src, dst, batch, report, progress)
+            counts = (src.count_people(), src.count_faces())
+            report.people, report.faces = dst.count_people(), dst.count_faces()
+    if (report.people, report.faces) != counts:
+        raise GalleryError(
+            f"after copying, {dst_name} has {report.people} people and {report.faces} faces, "
+            f"{src_name} {counts[0]} and {counts[1]}: the destination held other people or "
+            "faces already (or the source changed meanwhile)"
+        )
+    return report
+
+
+def _copy(
+    src: GalleryBackend,
+    dst: GalleryBackend,
+    batch: int,
+    report: MigrateReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    src_name, dst_name = src.location, dst.location
+    for chunk in src.export_faces(batch):
+        new = []
+        for record in chunk:
+            owner = dst.owner_of_hash(record.image_sha256)
+            if owner is None:
+                new.append(record)
+            elif owner == record.person:
+                report.skipped += 1
+            else:
+                raise GalleryError(
+                    f"{record.source_path}: enrolled as {record.person!r} in {src_name} "
+                    f"but as {owner!r} in {dst_name}; nothing more was copied"
+                )
+        dst.add(new)
+        report.copied += len(new)
+        if progress:
+            progress(len(chunk))

@@ -1,0 +1,372 @@
+"""The PostgreSQL gallery beyond the shared contract: one-line errors, the real models through a
+``postgresql://`` gallery, the CLI, and ``migrate`` between a directory and a database."""
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from conftest import FACES, REPO
+from facesearch.cli import main
+from facesearch.errors import GalleryError
+from facesearch.gallery import open_gallery
+from facesearch.migrate import migrate
+from facesearch.store import FaceRecord
+
+MODEL, DIM = "test-model", 32
+BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
+VAL = FACES / "celebrity5" / "val"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
+    return lines[0]
+
+
+def with_user(url, user, password=None):
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    auth = user if password is None else f"{user}:{password}"
+    return parts._replace(netloc=f"{auth}@{host}").geturl()
+
+
+def face(person, i, dim=DIM):
+    v = np.random.default_rng(i).standard_normal(dim).astype(np.float32)
+    return FaceRecord(person, f"{person}/{i}.jpg", f"{person}-{i}", (0, 0, 1, 1), 0.9, v)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_unreachable_server_is_one_line(capsys):
+    url = "postgresql://facesearch@127.0.0.1:1/gallery"
+    with pytest.raises(GalleryError, match="cannot connect to the gallery"):
+        open_gallery(url, MODEL, DIM)
+    code, _, err = run(capsys, "--gallery", url, "people")
+    assert code == 1 and "cannot connect" in one_line_error(err)
+
+
+@pytest.fixture
+def password_role(pg_server):
+    """(user, password) of a role the server checks the password of: pgserver trusts every
+    local connection, so a line asking for a password for this role goes first in pg_hba.conf."""
+    from pathlib import Path
+
+    import psycopg
+    from psycopg import sql
+
+    role, password = f"fs_pw_{uuid.uuid4().hex[:8]}", "right-password"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        if not hba.is_file() or not hba.stat().st_size or not os_writable(hba):
+            pytest.skip("the server trusts connections and its pg_hba.conf is not ours to change")
+        original = hba.read_text()
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        hba.write_text(
+            f"local all {role} scram-sha-256\nhost all {role} all scram-sha-256\n" + original
+        )
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield role, password
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            hba.write_text(original)
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def os_writable(path):
+    import os
+
+    return os.access(path, os.W_OK)
+
+
+def test_wrong_password_is_one_line(pg_url, password_role, capsys):
+    role, password = password_role
+    url = with_user(pg_url, role, "certainly-wrong")
+    with pytest.raises(GalleryError, match="wrong user name or password"):
+        open_gallery(url, MODEL, DIM)
+    code, _, err = run(capsys, "--gallery", url, "people")
+    line = one_line_error(err)
+    assert code == 1 and "wrong user name or password" in line and "certainly-wrong" not in line
+    # the right password gets in (and finds no gallery yet)
+    with pytest.raises(GalleryError, match="enroll people first"):
+        open_gallery(with_user(pg_url, role, password), MODEL, DIM)
+
+
+@pytest.fixture
+def no_vector_url(pg_server):
+    """A database owned by a non-superuser, without the vector extension (which it cannot add)."""
+    import psycopg
+    from psycopg import sql
+
+    role = f"fs_plain_{uuid.uuid4().hex[:8]}"
+    db = f"fs_novector_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role))
+        )
+    from conftest import pg_database_url
+
+    yield with_user(pg_database_url(pg_server, db), role)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_database_without_vector_extension_says_how_to_add_it(no_vector_url, capsys):
+    for writable in (False, True):
+        with pytest.raises(GalleryError, match=r"CREATE EXTENSION vector; .* pgvector/pgvector"):
+            open_gallery(no_vector_url, MODEL, DIM, writable=writable)
+    code, _, err = run(capsys, "--gallery", no_vector_url, "info")
+    assert code == 1 and "CREATE EXTENSION vector" in one_line_error(err)
+
+
+def test_missing_psycopg_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(GalleryError, match=r"pip install 'facesearch\[postgres\]'"):
+        open_gallery("postgresql://localhost/gallery", MODEL, DIM)
+
+
+def test_facesearch_never_imports_psycopg_for_a_directory(tmp_path):
+    code = (
+        "import sys, numpy as np, facesearch, facesearch.cli;"
+        "from facesearch.gallery import open_gallery;"
+        f"open_gallery({str(tmp_path / 'g')!r}, 'm', 4, writable=True).close();"
+        "assert not [m for m in sys.modules if m.startswith(('psycopg', 'pgvector'))]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_server_error_mid_batch_rolls_the_batch_back(pg_url):
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("ann", 0)])
+        bad = [face("bob", 1), face("cy", 2), face("dee", 3, dim=DIM + 1), face("eve", 4)]
+        with pytest.raises(GalleryError, match="rolled back"):
+            g.add(bad)  # the server refuses the third vector
+        assert [p.name for p in g.people()] == ["ann"] and g.count_faces() == 1
+
+
+def test_postgres_url_in_environment_is_kept(monkeypatch):
+    from facesearch.config import resolve_gallery_location
+
+    monkeypatch.setenv("FACESEARCH_GALLERY", "postgresql://u:pw@db.example/faces")
+    assert resolve_gallery_location() == "postgresql://u:pw@db.example/faces"
+    monkeypatch.setenv("FACESEARCH_GALLERY", "~/g")
+    assert str(resolve_gallery_location()).endswith("/g")
+
+
+# -- real models ----------------------------------------------------------------------------------
+
+
+def val_photos():
+    return [(p.name, sorted(p.iterdir())[0]) for p in sorted(VAL.iterdir())]
+
+
+def test_enroll_and_identify_with_a_postgres_gallery(pg_url, tmp_path, detector, embedder):
+    from facesearch import FaceSearch
+
+    train = tmp_path / "train"
+    for person in sorted((FACES / "celebrity5" / "train").iterdir()):
+        (train / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:4]:
+            shutil.copy(photo, train / person.name / photo.name)
+    with FaceSearch(pg_url, detector=detector, embedder=embedder) as fs:
+        assert fs.gallery_dir is None and fs.gallery_location == pg_url
+        report = fs.enroll(train)
+        assert report.enrolled >= 15 and len(report.added) == 5
+        again = fs.enroll(train)  # photos already there are skipped
+        assert again.enrolled == 0
+        for name, photo in val_photos():
+            faces = fs.identify(photo).faces
+            assert name in {f.name for f in faces}, (name, photo)
+        info = fs.info()
+        assert info["people"] == 5 and "pgvector" in info["index"]["type"]
+        assert fs.remove("madonna") >= 1
+        assert "madonna" not in {p.name for p in fs.people()}
+
+
+def identify_all(fs, photos):
+    out = []
+    for photo in photos:
+        for f in fs.identify(photo).faces:
+            out.append((f.name, round(f.distance, 4), [c.name for c in f.candidates]))
+    return out
+
+
+def test_migrate_directory_to_postgres_and_back(
+    enrolled, pg_url, tmp_path, capsys, make_fs, embedder
+):
+    gallery, _ = enrolled
+    code, out, err = run(capsys, "migrate", gallery, pg_url, "--no-progress")
+    assert code == 0, err
+    assert "Copied" in out and "13 people" in out
+    back = tmp_path / "back"
+    code, out, err = run(capsys, "migrate", pg_url, back, "--no-progress")
+    assert code == 0, err
+    code, out, err = run(capsys, "migrate", gallery, pg_url, "--no-progress")  # a re-run
+    assert code == 0 and "Copied 0 face(s)" in out, err
+
+    photos = [BBT2] + [p for _, p in val_photos()]
+    results = [identify_all(make_fs(loc), photos) for loc in (gallery, pg_url, back)]
+    names = [[r[0] for r in res] for res in results]
+    assert names[0] == names[1] == names[2]
+    for res in results[1:]:
+        assert [r[1] for r in res] == pytest.approx([r[1] for r in results[0]], abs=2e-4)
+    counts = []
+    for loc in (gallery, pg_url, back):
+        with open_gallery(loc, embedder.model_id, embedder.dim) as g:
+            counts.append((g.count_people(), g.count_faces()))
+    assert counts[0] == counts[1] == counts[2]
+
+    code, out, err = run(capsys, "--gallery", pg_url, "identify", BBT2, "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    assert {f["name"] for f in result["faces"]} == {"leonard", "sheldon", None}
+    assert result["threshold_source"].startswith("default for 13 people with ")
+
+    code, out, err = run(capsys, "--gallery", pg_url, "info", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["people"], info["faces"]) == counts[0] and "***" not in info["gallery"]
+    assert info["index"]["type"].startswith("pgvector") and info["weights"]
+    code, out, err = run(capsys, "--gallery", pg_url, "people")
+    assert code == 0 and len(out.splitlines()) == 13, err
+    code, out, err = run(
+        capsys, "--gallery", pg_url, "reindex", "--connectivity", "8", "--ef-construction", "32"
+    )
+    assert code == 0 and "M=8, ef_construction=32" in out, err
+    code, _, err = run(capsys, "--gallery", pg_url, "reindex", "--dtype", "i8")
+    assert code == 1 and "do not apply" in one_line_error(err)
+
+
+def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
+    src = str(tmp_path / "src")
+    with open_gallery(src, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(40)])
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(0, 40, 3)])  # an interrupted earlier run
+    report = migrate(src, pg_url, MODEL, DIM, batch=7)
+    assert (report.copied, report.skipped, report.people, report.faces) == (26, 14, 4, 40)
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("stranger", 99)])
+    with pytest.raises(GalleryError, match="has 5 people and 41 faces"):
+        migrate(src, pg_url, MODEL, DIM)
+
+
+def test_reindex_with_parameters_keeps_them(pg_url):
+    from facesearch.errors import InputError
+    from facesearch.index import IndexParams
+
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i}", i) for i in range(20)])
+        assert (g.index_params.connectivity, g.index_params.expansion_add) == (16, 64)
+        with pytest.raises(InputError, match=r"connectivity \(m\)"):
+            g.reindex(IndexParams(connectivity=200, dtype="f32", rerank=0))
+        with pytest.raises(InputError, match="--dtype and --rerank do not apply"):
+            g.reindex(IndexParams(connectivity=8, expansion_add=32))
+        assert g.reindex(IndexParams(connectivity=8, expansion_add=32, dtype="f32", rerank=0)) == 20
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert g.info()["index"]["connectivity"] == 8
+        assert g.search(face("p3", 3).embedding[None], 1)[0][0].name == "p3"
+
+
+def has_hnsw(url):
+    with open_gallery(url, MODEL, DIM) as g:
+        return g.conn.execute("SELECT to_regclass('faces_embedding')").fetchone()[0] is not None
+
+
+def test_migrate_into_an_empty_database_builds_the_index_once(tmp_path, pg_url):
+    src = str(tmp_path / "src")
+    with open_gallery(src, MODEL, DIM, writable=True) as g:
+        g.add([face(f"p{i % 4}", i) for i in range(30)])
+    assert migrate(src, pg_url, MODEL, DIM, batch=8).copied == 30
+    assert has_hnsw(pg_url)
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert g.search(face("p1", 5).embedding[None], 1)[0][0].name == "p1"
+
+
+def test_interrupted_bulk_load_gets_its_index_back(pg_url):
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        with pytest.raises(KeyboardInterrupt), g.bulk_load():
+            g.add([face("ann", 1)])
+            raise KeyboardInterrupt
+    assert not has_hnsw(pg_url)
+    with open_gallery(pg_url, MODEL, DIM) as g:  # readers still find everyone (exact scan)
+        assert g.search(face("ann", 1).embedding[None], 1)[0][0].name == "ann"
+    open_gallery(pg_url, MODEL, DIM, writable=True).close()
+    assert has_hnsw(pg_url)
+
+
+def test_lost_connection_is_a_gallery_error(pg_url, pg_server):
+    import psycopg
+
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add([face("ann", 1)])
+        pid = g.conn.info.backend_pid
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(GalleryError, match="reading the gallery failed"):
+            g.people()
+        with pytest.raises(GalleryError):
+            g.add([face("bob", 2)])
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert [p.name for p in g.people()] == ["ann"]
+
+
+@pytest.mark.parametrize(
+    "version, ok",
+    [("0.4.4", False), ("0.5.0", True), ("0.6.2", True), ("0.10.1", True), ("1.0", True)],
+)
+def test_pgvector_needs_hnsw(version, ok):
+    from facesearch.gallery.postgres import pgvector_has_hnsw
+
+    assert pgvector_has_hnsw(version) is ok
+
+
+WRITER = """
+import sys, numpy as np
+from facesearch.gallery import open_gallery
+from facesearch.store import FaceRecord
+url, w = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(w)
+with open_gallery(url, "test-model", 32, writable=True) as g:
+    for b in range(10):
+        names = ["shared", f"own{w}"] if b % 2 else [f"own{w}", "shared"]
+        g.add([
+            FaceRecord(n, f"{n}/{w}-{b}-{i}", f"{n}-{w}-{b}-{i}", (0, 0, 1, 1), 0.9, v / np.linalg.norm(v))
+            for n in names for i, v in enumerate(rng.standard_normal((3, 32)).astype(np.float32))
+        ])
+"""
+
+
+def test_two_processes_enrolling_at_once_lose_nothing(pg_url):
+    open_gallery(pg_url, MODEL, DIM, writable=True).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, pg_url, str(w)], cwd=REPO) for w in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        assert {p.name: p.faces for p in g.people()} == {"shared": 60, "own0": 30, "own1": 30}
+        shared = [r for chunk in g.export_faces() for r in chunk if r.person == "shared"]
+        total = np.sum([r.embedding for r in shared], axis=0)
+        q = total / np.linalg.norm(total)
+        # the template kept in the database is the mean of all 60 faces, whoever added them
+        assert g.search(q[None], 1)[0][0].distance == pytest.approx(0, abs=1e-5)
