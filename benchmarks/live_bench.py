@@ -110,7 +110,7 @@ def summary(label: str, frames: list, lat: list[float], t0: float, faces: int) -
     }
 
 
-def time_to_name(fs_speed, n_clips: int) -> list[dict]:
+def time_to_name(fs_speed, n_clips: int, fixed: float | None = None) -> list[dict]:
     """The time-to-name table (``live_names``) on its own gallery: one photo per clip person,
     200 one-photo lfw_dev people as distractors, and video.mp4's walkers."""
     import live_names as ln
@@ -132,6 +132,11 @@ def time_to_name(fs_speed, n_clips: int) -> list[dict]:
         clips = ln.make_clips(fs.detector, people, strangers, n_clips, folder)
         video = ln.prepare_video(fs, VIDEO)
         settings = [("default", LiveOptions()), ("--detect-every 1", LiveOptions(detect_every=1))]
+        if fixed is not None:
+            settings += [
+                (f"--threshold {fixed:g}", LiveOptions(threshold=fixed)),
+                (f"-e 1 --threshold {fixed:g}", LiveOptions(detect_every=1, threshold=fixed)),
+            ]
         rows = []
         for label, options in settings:
             clip_run = ln.RunResult()
@@ -150,14 +155,14 @@ def time_to_name(fs_speed, n_clips: int) -> list[dict]:
             )
         fs.close()
     print(
-        f"\n{'input':<22} {'settings':<17} {'people':>6} {'<=0.5s':>6} {'median s':>8} "
+        f"\n{'input':<22} {'settings':<24} {'people':>6} {'<=0.5s':>6} {'median s':>8} "
         f"{'max s':>6} {'never':>5} {'wrong ev':>8} {'wrong fr':>8} {'FPS':>5} {'embeds':>6}"
     )
     for r in rows:
         med = "-" if r["median_s"] is None else f"{r['median_s']:.2f}"
         mx = "-" if r["max_s"] is None else f"{r['max_s']:.2f}"
         print(
-            f"{r['input']:<22} {r['settings']:<17} {r['people']:>6} {r['within_0_5s']:>6} "
+            f"{r['input']:<22} {r['settings']:<24} {r['people']:>6} {r['within_0_5s']:>6} "
             f"{med:>8} {mx:>6} {r['never_named']:>5} {r['wrong_events']:>8} "
             f"{r['wrong_frames']:>8} {r['fps']:>5.1f} {r['embeddings']:>6}"
         )
@@ -177,6 +182,11 @@ def main() -> int:
     ap.add_argument("--no-fps", action="store_true", help="skip the speed table")
     ap.add_argument("--no-names", action="store_true", help="skip the time-to-name table")
     ap.add_argument("--clips", type=int, default=8, help="assembled clips for time to name")
+    ap.add_argument(
+        "--names-threshold",
+        type=float,
+        help="also time names at this fixed threshold (e.g. 0.307, release 0.2's default)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     use_shared_models()
@@ -236,7 +246,7 @@ def main() -> int:
                 f"{r['latency_p50_ms']:>7.0f} {r['latency_p95_ms']:>7.0f} {r['embeddings']:>10}"
             )
         rows += results
-    names = [] if args.no_names else time_to_name(fs, args.clips)
+    names = [] if args.no_names else time_to_name(fs, args.clips, args.names_threshold)
     if args.json:
         args.json.write_text(json.dumps({"results": rows, "time_to_name": names}, indent=2))
     fs.close()
