@@ -33,26 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from live_names import read_frames
 
 from _common import FACES, LFW_DEV, person_photos, use_shared_models
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
-
-
-def read_frames(path: Path) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    if not frames:
-        sys.exit(f"{path}: no frames")
-    return frames
 
 
 def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> dict:
@@ -214,6 +199,8 @@ def main() -> int:
     fs.embedder.load()
     emb = np.concatenate([v for _, v in fs._read_gallery().store.embeddings()])
     raw = read_frames(args.video)
+    if not raw:
+        sys.exit(f"{args.video}: no frames")
     device = str(fs.embedder.device)
     print(
         f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from clipgen import face_patch
 
 from conftest import FACES
 from facesearch import FaceSearch
@@ -24,28 +25,6 @@ PEOPLE = [
 ]
 
 
-def face_patch(detector, path, size=170):
-    """The photo's main face, cropped square with some context and resized to ``size``."""
-    import cv2
-
-    from facesearch.detection import most_prominent
-    from facesearch.images import load_image
-
-    img = load_image(path)
-    faces = detector.detect(img.image)
-    x1, y1, x2, y2 = faces.boxes[most_prominent(faces, img.size)]
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, 0.8 * max(x2 - x1, y2 - y1)
-    rgb = np.asarray(img.image)
-    pad = int(half) + 2
-    rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    crop = rgb[
-        int(cy - half) + pad : int(cy + half) + pad, int(cx - half) + pad : int(cx + half) + pad
-    ]
-    return cv2.cvtColor(
-        cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR
-    )
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, detector):
     """An mp4: each person walks across a gray scene (10 px a frame, bobbing), one after another."""
@@ -60,7 +39,7 @@ def clip(tmp_path_factory, detector):
     background = (90 + 40 * xx / W + 20 * yy / H).astype(np.uint8)
     background = np.dstack([background] * 3)
     for truth, photo in PEOPLE:
-        patch = face_patch(detector, photo)
+        patch = face_patch(detector, photo, size=170)
         start = frame_no
         for k in range(SEGMENT):
             img = background.copy()
