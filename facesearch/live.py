@@ -357,7 +357,7 @@ def run_live(
     entry = _NameEntry()
     note = ""
     last: Frame | None = None
-    fps = 0.0
+    fps = avg_dt = 0.0
     t_start = t_log = time.perf_counter()
     window = "facesearch live"
     try:
@@ -371,8 +371,10 @@ def run_live(
             for ev in result.events:
                 if on_event:
                     on_event(ev)
+            # average the time per frame, not its inverse: frames without detection take ~1 ms
             dt = time.perf_counter() - t_frame
-            fps = 0.9 * fps + 0.1 * (1.0 / max(dt, 1e-6)) if fps else 1.0 / max(dt, 1e-6)
+            avg_dt = 0.9 * avg_dt + 0.1 * dt if avg_dt else dt
+            fps = 1.0 / max(avg_dt, 1e-6)
             if show or output:
                 shown_note = f"name: {entry.text}_" if entry.active else note
                 image = draw_overlay(frame.image.copy(), result, fps, shown_note)
