@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from live_names import read_frames
 
 from _common import FACES, LFW_DEV, person_photos, use_shared_models
+from live_names import read_frames
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
 
@@ -99,7 +99,6 @@ def time_to_name(fs_speed, n_clips: int, fixed: float | None = None) -> list[dic
     """The time-to-name table (``live_names``) on its own gallery: one photo per clip person,
     200 one-photo lfw_dev people as distractors, and video.mp4's walkers."""
     import live_names as ln
-
     from facesearch import FaceSearch
     from facesearch.live import LiveOptions
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from clipgen import background
 
+from clipgen import background
 from facesearch import appearance
 from facesearch.live import LiveOptions
 

@@ -8,22 +8,10 @@ import stat
 import pytest
 
 from conftest import FACES
-from facesearch.cli import main
 from facesearch.gallery import DB_NAME, INDEX_NAME
+from fakes import one_line_error, run
 
 BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
-    return lines[0]
 
 
 def test_identify_json_contract(capsys, enrolled):

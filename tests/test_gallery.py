@@ -10,22 +10,8 @@ import pytest
 
 from facesearch.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from facesearch.gallery import DB_NAME, INDEX_META_NAME, INDEX_NAME, Gallery
-from facesearch.store import FaceRecord
 from facesearch.threshold import Threshold
-
-MODEL, DIM = "test-model", 32
-
-
-def unit(rng, n):
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def records(rng, person, n, tag=""):
-    return [
-        FaceRecord(person, f"{person}/{i}.jpg", f"{person}{tag}-{i}", (0, 0, 10, 10), 0.99, v)
-        for i, v in enumerate(unit(rng, n))
-    ]
+from fakes import DIM, MODEL, records, unit
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from clipgen import face_patch
 
+from clipgen import face_patch
 from conftest import FACES
 from facesearch import FaceSearch
 from facesearch.cli import main

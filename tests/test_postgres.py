@@ -12,27 +12,15 @@ import numpy as np
 import pytest
 
 from conftest import FACES, REPO
-from facesearch.cli import main
 from facesearch.errors import GalleryError
 from facesearch.gallery import open_gallery
 from facesearch.migrate import migrate
 from facesearch.store import FaceRecord
+from fakes import one_line_error, run
 
 MODEL, DIM = "test-model", 32
 BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
 VAL = FACES / "celebrity5" / "val"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
-    return lines[0]
 
 
 def with_user(url, user, password=None):
