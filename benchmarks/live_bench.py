@@ -162,6 +162,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2, help="passes over the video per method")
     ap.add_argument("--gallery", type=Path, help="an enrolled gallery to search")
     ap.add_argument("--device", default=None)
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="FaceNet precision of the facesearch rows (auto: bf16 where the CPU has it)",
+    )
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--no-fps", action="store_true", help="skip the speed table")
     ap.add_argument("--no-names", action="store_true", help="skip the time-to-name table")
@@ -194,7 +200,7 @@ def main() -> int:
                 break
         args.gallery = Path(tmp.name) / "gallery"
         FaceSearch(args.gallery, device=args.device).enroll(gdir)
-    fs = FaceSearch(args.gallery, device=args.device)
+    fs = FaceSearch(args.gallery, device=args.device, precision=args.precision)
     fs.embedder.load()
     emb = np.concatenate([v for _, v in fs._read_gallery().store.embeddings()])
     raw = read_frames(args.video)
@@ -203,7 +209,7 @@ def main() -> int:
     device = str(fs.embedder.device)
     print(
         f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "
-        f"{len(emb)} faces; device {device}, torch {torch.__version__}, "
+        f"{len(emb)} faces; device {device}, {fs.embedder.precision}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; {args.repeat} pass(es) per method"
     )
     rows = []
