@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 from _common import CACHE, LFW_DEV, use_shared_models
-from facesearch import metrics
-from facesearch.evalset import load_eval_set, read_lfw_pairs
-from facesearch.evaluate import PersonScorer
+from facesearch.evaluation import metrics
+from facesearch.evaluation.evalset import load_eval_set, read_lfw_pairs
+from facesearch.evaluation.protocols import PersonScorer
 
 FARS = (0.005, 0.01, 0.02, 0.05)
 

@@ -57,8 +57,8 @@ EF_SWEEP = [10, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 384, 512]
 def real_embeddings() -> np.ndarray:
     """lfw_dev's subject embeddings, exactly as enroll computes them (cached between runs)."""
     from facesearch import FaceSearch
-    from facesearch.evalset import load_eval_set
-    from facesearch.evaluate import default_cache_dir, embed_subjects
+    from facesearch.evaluation.evalset import load_eval_set
+    from facesearch.evaluation.protocols import default_cache_dir, embed_subjects
 
     use_shared_models()
     es = load_eval_set(LFW_DEV)
@@ -172,7 +172,7 @@ class Facesearch(Contender):
     name = "facesearch"
 
     def _params(self, ef: int | None = None):
-        from facesearch.index import IndexParams
+        from facesearch.gallery.index import IndexParams
 
         defaults = IndexParams()
         return IndexParams(
@@ -183,7 +183,7 @@ class Facesearch(Contender):
         )
 
     def build(self, vectors: np.ndarray) -> None:
-        from facesearch.index import FaceIndex
+        from facesearch.gallery.index import FaceIndex
 
         self.index = FaceIndex(self.dim, self._params())
         self.index.add(np.arange(len(vectors)), vectors)
@@ -199,12 +199,12 @@ class Facesearch(Contender):
         self.index.save(Path(path))
 
     def load(self, path: str) -> None:
-        from facesearch.index import FaceIndex
+        from facesearch.gallery.index import FaceIndex
 
         self.index = FaceIndex.load(Path(path), self.dim, self._params())
 
     def view(self, path: str) -> bool:
-        from facesearch.index import FaceIndex
+        from facesearch.gallery.index import FaceIndex
 
         self.index = FaceIndex.load(Path(path), self.dim, self._params(), view=True)
         return True
@@ -693,7 +693,7 @@ def main() -> int:
     if args.quick:
         args.n, args.queries = [10_000], 300
     if args.M is None or args.ef_construction is None:
-        from facesearch.index import IndexParams
+        from facesearch.gallery.index import IndexParams
 
         args.M = args.M or IndexParams().connectivity
         args.ef_construction = args.ef_construction or IndexParams().expansion_add

@@ -51,14 +51,14 @@ print(opened, first, rest, g.index.view)
 
 def build(gallery: Path, n: int, model_id: str) -> float:
     from _common import LFW_DEV
-    from facesearch.evalset import load_eval_set
+    from facesearch.evaluation.evalset import load_eval_set
     from facesearch.gallery import Gallery
-    from facesearch.store import FaceRecord
+    from facesearch.types import FaceRecord
 
     real = real_embeddings()
     es = load_eval_set(LFW_DEV)
     from facesearch import FaceSearch
-    from facesearch.evaluate import default_cache_dir, embed_subjects
+    from facesearch.evaluation.protocols import default_cache_dir, embed_subjects
 
     emb = embed_subjects(es, FaceSearch("/nonexistent-unused-gallery"), default_cache_dir())
     names = [es.people[es.person_of[i]] for i in np.flatnonzero(emb.found)]

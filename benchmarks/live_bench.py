@@ -68,7 +68,7 @@ def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> 
 
 def facesearch_loop(frames: list[np.ndarray], fs, options, label: str) -> dict:
     from facesearch.live import LiveRecognizer
-    from facesearch.video import Frame
+    from facesearch.live.video import Frame
 
     rec = LiveRecognizer(fs, options)
     lat = []

@@ -156,7 +156,7 @@ def read_frames(path: Path, width: int | None = None) -> list[np.ndarray]:
 
 def run_clip(fs, options, clip: Clip, result: RunResult) -> None:
     from facesearch.live import LiveRecognizer
-    from facesearch.video import Frame
+    from facesearch.live.video import Frame
 
     rec = LiveRecognizer(fs, options)
     named: dict[int, int] = {}  # shot -> first right recognized frame
@@ -202,8 +202,8 @@ def prepare_video(fs, video: Path, detect_width: int = 640, min_side: float = 60
     import cv2
     from PIL import Image
 
+    from facesearch.live.tracking import iou_matrix
     from facesearch.quality import face_quality
-    from facesearch.tracking import iou_matrix
     from facesearch.types import Faces
 
     frames = read_frames(video)
@@ -258,8 +258,8 @@ def prepare_video(fs, video: Path, detect_width: int = 640, min_side: float = 60
 
 def run_video(fs, options, truth: VideoTruth, label: str) -> RunResult:
     from facesearch.live import LiveRecognizer
-    from facesearch.tracking import iou_matrix
-    from facesearch.video import Frame
+    from facesearch.live.tracking import iou_matrix
+    from facesearch.live.video import Frame
 
     def at(name: str, frame: int, box: np.ndarray) -> bool:
         """Whether ``name`` is at ``box`` on ``frame`` (not wrong where their path is unknown)."""

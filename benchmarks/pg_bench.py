@@ -5,7 +5,7 @@ batches of 1000; then ``--queries`` single-face searches (``Gallery.search``, k_
 default breadth) are timed one at a time, and recall@1 of the nearest person is compared with an
 exact scan. PostgreSQL is a throwaway pgserver (a local Unix socket) unless ``--url`` is given.
 With ``--opclass`` both pgvector operator classes are built and searched on the same data;
-``--migrate`` times ``facesearch.migrate`` from the directory into a new database and back.
+``--migrate`` times ``facesearch.gallery.migrate`` from the directory into a new database and back.
 
     OMP_NUM_THREADS=1 python benchmarks/pg_bench.py --n 10000 --queries 200 --opclass --migrate
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.gallery import open_gallery
-from facesearch.index import IndexParams
-from facesearch.store import FaceRecord
+from facesearch.gallery.index import IndexParams
+from facesearch.types import FaceRecord
 
 MODEL, DIM = "bench", 512
 
@@ -138,7 +138,7 @@ def main() -> None:
                 " WITH (m = 32, ef_construction = 128)"
             )
     if args.migrate:
-        from facesearch.migrate import migrate
+        from facesearch.gallery.migrate import migrate
 
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS facesearch_bench_copy WITH (FORCE)")

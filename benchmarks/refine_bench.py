@@ -100,8 +100,8 @@ def seed_experiment(original_queries: int, full: bool) -> dict:
 
 def face_data(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     from facesearch import FaceSearch
-    from facesearch.evalset import load_eval_set
-    from facesearch.evaluate import default_cache_dir, embed_subjects
+    from facesearch.evaluation.evalset import load_eval_set
+    from facesearch.evaluation.protocols import default_cache_dir, embed_subjects
 
     use_shared_models()
     es = load_eval_set(LFW_DEV)
@@ -117,7 +117,7 @@ def face_data(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 def faces(n: int, n_queries: int, ef: int, pool: int, device: str) -> list[dict]:
-    from facesearch.index import FaceIndex
+    from facesearch.gallery.index import FaceIndex
     from facesearch.refine import exact_refine, gradient_refine
 
     gallery, queries = face_data(n, n_queries)

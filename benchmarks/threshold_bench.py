@@ -41,8 +41,9 @@ from collections.abc import Callable
 import numpy as np
 
 from _common import LFW_DEV, use_shared_models
-from facesearch.evalset import EvalSet, load_eval_set
-from facesearch.evaluate import (
+from facesearch.evaluation.evalset import EvalSet, load_eval_set
+from facesearch.evaluation.metrics import OpenSet
+from facesearch.evaluation.protocols import (
     PersonScorer,
     SubjectEmbeddings,
     by_gallery_size,
@@ -51,7 +52,6 @@ from facesearch.evaluate import (
     enrollable_people,
     parse_gallery_sizes,
 )
-from facesearch.metrics import OpenSet
 from facesearch.threshold import (
     SAFETY_FACTOR,
     Tail,

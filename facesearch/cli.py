@@ -15,8 +15,8 @@ from typing import Any
 from . import __version__
 from .annotate import FaceAnnotator
 from .errors import FaceSearchError, InputError
+from .gallery import DTYPES
 from .images import load_image
-from .index import DTYPES
 from .pipeline import FaceSearch
 from .threshold import given
 from .types import EnrollReport, ImageResult
@@ -394,7 +394,7 @@ def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .config import display_location
-    from .migrate import migrate
+    from .gallery.migrate import migrate
 
     emb = fs.embedder  # its model id (no weights are loaded): both galleries must match it
     bar = tqdm(
@@ -421,8 +421,7 @@ def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
 
 
 def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
-    from .live import LiveOptions, display_available, run_live
-    from .video import FrameSource, parse_source
+    from .live import FrameSource, LiveOptions, display_available, parse_source, run_live
 
     for flag, value, low in (
         ("--detect-width", args.detect_width, 64),
@@ -497,7 +496,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
 def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .evaluate import default_cache_dir, evaluate, parse_gallery_sizes
+    from .evaluation import default_cache_dir, evaluate, parse_gallery_sizes
 
     evaluating = args.command == "evaluate"
     calibrating = not evaluating or args.calibrate
@@ -532,7 +531,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    from .report import summary_text, write_report
+    from .evaluation.report import summary_text, write_report
 
     written = write_report(ev, args.report) if args.report else []
     if args.json:

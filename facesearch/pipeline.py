@@ -24,10 +24,9 @@ from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import ImageError, InputError
 from .gallery import GalleryBackend, open_gallery
+from .gallery.index import IndexParams
 from .images import LoadedImage, iter_files, load_image, to_rgb
-from .index import IndexParams
 from .names import validate_name
-from .store import FaceRecord
 from .threshold import Threshold, name_for
 from .types import (
     Box,
@@ -35,6 +34,7 @@ from .types import (
     ChosenFace,
     EnrollReport,
     FaceMatch,
+    FaceRecord,
     Faces,
     ImageResult,
     Person,

@@ -214,3 +214,15 @@ class Person:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "faces": self.faces, "created": self.created}
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A face to store: who, from which photo (path and content hash), where, and its embedding."""
+
+    person: str
+    source_path: str
+    image_sha256: str
+    box: tuple[float, float, float, float]
+    score: float
+    embedding: np.ndarray

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from facesearch.cli import main
-from facesearch.store import FaceRecord
+from facesearch.types import FaceRecord
 
 MODEL, DIM = "test-model", 32  # a gallery of synthetic vectors, not FaceNet's
 

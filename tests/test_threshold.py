@@ -11,9 +11,8 @@ import pytest
 from facesearch import threshold as th
 from facesearch.errors import InputError
 from facesearch.gallery import Gallery
-from facesearch.store import FaceRecord
 from facesearch.threshold import Threshold, default_threshold, is_match, name_for
-from facesearch.types import Candidate
+from facesearch.types import Candidate, FaceRecord
 
 MODEL, DIM = "test-model", 32
 SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 471, 1000, 10_000, 100_000, 10**6, 10**7]

@@ -3,8 +3,9 @@
 ``open_gallery(location, ...)`` picks the backend from the location: a ``postgresql://`` (or
 ``postgres://``) URL opens a PostgreSQL database with pgvector (``postgres.py``, needs
 ``pip install 'facesearch[postgres]'``); anything else is a gallery directory (``local.py``:
-SQLite + a usearch HNSW index). Both implement ``base.GalleryBackend`` and score people with
-``scoring.score_people``.
+``store.py``, SQLite, holds identity and embeddings; ``index.py``, a usearch HNSW index, can always
+be rebuilt from it). Both implement ``base.GalleryBackend`` and score people with
+``scoring.score_people``; ``migrate.py`` copies a gallery from one backend to the other.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import os
 from pathlib import Path
 
 from ..config import is_postgres_url
-from ..index import IndexParams
 from .base import GalleryBackend
+from .index import DTYPES, IndexParams
 from .local import DB_NAME, INDEX_META_NAME, INDEX_NAME, LOCK_NAME, PARAMS_KEY, Gallery
 
 __all__ = [
     "Gallery",
     "GalleryBackend",
+    "IndexParams",
+    "DTYPES",
     "open_gallery",
     "is_postgres_url",
     "DB_NAME",

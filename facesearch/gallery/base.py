@@ -13,10 +13,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..index import IndexParams
-from ..store import FaceRecord
 from ..threshold import Threshold
-from ..types import Candidate, Person
+from ..types import Candidate, FaceRecord, Person
+from .index import IndexParams
 
 
 class GalleryBackend(Protocol):

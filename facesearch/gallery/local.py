@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import GalleryError, InputError
-from ..index import FaceIndex, IndexParams, exact_path
-from ..store import FaceRecord, GalleryStore
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, Person
+from ..types import Candidate, FaceRecord, Person
+from .index import FaceIndex, IndexParams, exact_path
 from .scoring import candidate_faces, refine_candidates, score_people
+from .store import GalleryStore
 
 log = logging.getLogger(__name__)
 

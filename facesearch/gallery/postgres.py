@@ -34,10 +34,9 @@ import numpy as np
 
 from ..config import display_location
 from ..errors import GalleryError, InputError, ModelMismatchError, PersonNotFoundError
-from ..index import IndexParams, auto_ef
-from ..store import FaceRecord
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, Person
+from ..types import Candidate, FaceRecord, Person
+from .index import IndexParams, auto_ef
 from .scoring import candidate_faces, refine_candidates, score_people, unit_template
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from facesearch.tracking import Tracker, iou_matrix
-from facesearch.video import FrameSource, SourceError, parse_source, source_kind
+from facesearch.live.tracking import Tracker, iou_matrix
+from facesearch.live.video import FrameSource, SourceError, parse_source, source_kind
 
 
 class FakeCapture:

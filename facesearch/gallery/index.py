@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GalleryError, InputError
+from ..errors import GalleryError, InputError
 
 DTYPES = ("f32", "f16", "bf16", "i8")
 AUTO_EF = (64, 160, 100_000, 0.4, 1024)  # floor, ef at the reference size, that size, exponent, cap

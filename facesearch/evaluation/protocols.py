@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import FIXED_THRESHOLD, user_cache_dir
+from ..crops import crop_faces
+from ..detection import most_prominent
+from ..errors import InputError
+from ..threshold import Threshold, default_threshold
 from . import metrics
-from .config import FIXED_THRESHOLD, user_cache_dir
-from .crops import crop_faces
-from .detection import most_prominent
-from .errors import InputError
 from .evalset import EvalSet, Pairs, read_lfw_pairs, sample_pairs
-from .threshold import Threshold, default_threshold
 
 if TYPE_CHECKING:
-    from .pipeline import FaceSearch
+    from ..pipeline import FaceSearch
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def embed_subjects(
     progress: Callable[[int], None] | None = None,
 ) -> SubjectEmbeddings:
     """Embed each photo's subject, as enroll does; reuse a cached result for unchanged files."""
-    from .pipeline import _prefetch
+    from ..pipeline import _prefetch
 
     fs.embedder.load()
     cache = cache_dir / f"subjects-{_cache_key(evalset, fs)}.npz" if cache_dir else None

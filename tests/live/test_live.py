@@ -12,7 +12,7 @@ from conftest import FACES
 from facesearch import FaceSearch
 from facesearch.cli import main
 from facesearch.live import LiveOptions, LiveRecognizer
-from facesearch.video import Frame
+from facesearch.live.video import Frame
 
 W, H, FPS = 640, 480, 10
 SEGMENT, GAP = 30, 14  # frames a person is in view, empty frames between people

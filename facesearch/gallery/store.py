@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GalleryError, ModelMismatchError, PersonNotFoundError
-from .types import Person
+from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from ..types import FaceRecord, Person
 
 SCHEMA_VERSION = 1
 
@@ -40,18 +39,6 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
-
-
-@dataclass(frozen=True)
-class FaceRecord:
-    """A face to store: who, from which photo (path and content hash), where, and its embedding."""
-
-    person: str
-    source_path: str
-    image_sha256: str
-    box: tuple[float, float, float, float]
-    score: float
-    embedding: np.ndarray
 
 
 def _now() -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .types import Box, as_box
+from ..types import Box, as_box
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .images import iter_files
+from ..errors import InputError
+from ..images import iter_files
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import pytest
 from conftest import FACES, REPO
 from facesearch.errors import GalleryError
 from facesearch.gallery import open_gallery
-from facesearch.migrate import migrate
-from facesearch.store import FaceRecord
+from facesearch.gallery.migrate import migrate
+from facesearch.types import FaceRecord
 from fakes import one_line_error, run
 
 MODEL, DIM = "test-model", 32
@@ -261,7 +261,7 @@ def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
 
 def test_reindex_with_parameters_keeps_them(pg_url):
     from facesearch.errors import InputError
-    from facesearch.index import IndexParams
+    from facesearch.gallery.index import IndexParams
 
     with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
         g.add([face(f"p{i}", i) for i in range(20)])
@@ -332,7 +332,7 @@ def test_pgvector_needs_hnsw(version, ok):
 WRITER = """
 import sys, numpy as np
 from facesearch.gallery import open_gallery
-from facesearch.store import FaceRecord
+from facesearch.types import FaceRecord
 url, w = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(w)
 with open_gallery(url, "test-model", 32, writable=True) as g:

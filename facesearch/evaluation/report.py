@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from . import metrics
-from .errors import InputError
-from .evaluate import TRADEOFF_GRID, Evaluation
+from .protocols import TRADEOFF_GRID, Evaluation
 
 
 def summary_text(ev: Evaluation) -> str:

@@ -12,9 +12,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import display_location
-from .errors import GalleryError
-from .gallery import GalleryBackend, open_gallery
+from ..config import display_location
+from ..errors import GalleryError
+from . import GalleryBackend, open_gallery
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesearch import metrics
+from facesearch.evaluation import metrics
 
 # Four same-person pairs and four different-person pairs, perfectly separable between 0.4 and 0.6.
 SEP_D = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])

@@ -11,8 +11,8 @@ import pytest
 from conftest import FACES
 from facesearch.cli import main
 from facesearch.errors import InputError
-from facesearch.evalset import load_eval_set, read_lfw_pairs, sample_pairs
-from facesearch.evaluate import evaluate
+from facesearch.evaluation.evalset import load_eval_set, read_lfw_pairs, sample_pairs
+from facesearch.evaluation.protocols import evaluate
 
 LFW = FACES / "lfw_dev" / "images"
 # people with several photos (enrolled + queried) and one-photo people (strangers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clipgen import background
-from facesearch import appearance
+from facesearch.live import appearance
 from facesearch.live import LiveOptions
 
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import FACES
 from facesearch.errors import GalleryError, InputError
 from facesearch.gallery import Gallery
-from facesearch.index import FaceIndex, IndexParams, auto_ef, exact_path
-from facesearch.store import FaceRecord
+from facesearch.gallery.index import FaceIndex, IndexParams, auto_ef, exact_path
+from facesearch.types import FaceRecord
 
 LFW = FACES / "lfw_dev" / "images"
 N_SYNTHETIC = 3000
@@ -22,8 +22,8 @@ N_SYNTHETIC = 3000
 def real(detector, embedder, tmp_path_factory):
     """Subject embeddings of 180 lfw_dev photos (60 people x 3), computed as enroll does."""
     from facesearch import FaceSearch
-    from facesearch.evalset import EvalSet
-    from facesearch.evaluate import embed_subjects
+    from facesearch.evaluation.evalset import EvalSet
+    from facesearch.evaluation.protocols import embed_subjects
 
     people = [d for d in sorted(LFW.iterdir()) if d.is_dir() and len(list(d.iterdir())) >= 3][:60]
     paths = [p for d in people for p in sorted(d.iterdir())[:3]]
