@@ -27,7 +27,7 @@ import numpy as np
 from _common import CACHE, LFW_DEV, use_shared_models
 from facesearch.evaluation import metrics
 from facesearch.evaluation.evalset import load_eval_set, read_lfw_pairs
-from facesearch.evaluation.protocols import PersonScorer
+from facesearch.gallery.scoring import ExactScorer
 
 FARS = (0.005, 0.01, 0.02, 0.05)
 
@@ -94,7 +94,7 @@ def open_set(v: np.ndarray, owner: np.ndarray, k: int, min_photos: int, scoring:
         elif len(idx) >= min_photos:
             gal += idx[:k].tolist()
             known += idx[max(k, min_photos - 1) :].tolist()
-    scorer = PersonScorer(v[gal], owner[gal])
+    scorer = ExactScorer(v[gal], owner[gal])
     if scoring == "facesearch":
         dist = scorer.distances
     elif scoring == "closest face":

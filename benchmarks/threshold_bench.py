@@ -44,7 +44,6 @@ from _common import LFW_DEV, use_shared_models
 from facesearch.evaluation.evalset import EvalSet, load_eval_set
 from facesearch.evaluation.metrics import OpenSet
 from facesearch.evaluation.protocols import (
-    PersonScorer,
     SubjectEmbeddings,
     by_gallery_size,
     default_cache_dir,
@@ -52,6 +51,7 @@ from facesearch.evaluation.protocols import (
     enrollable_people,
     parse_gallery_sizes,
 )
+from facesearch.gallery.scoring import ExactScorer
 from facesearch.threshold import (
     SAFETY_FACTOR,
     Tail,
@@ -99,7 +99,7 @@ def stranger_distances(
         if (owner == p).sum() >= min_photos
     ]
     gal_idx = np.concatenate(gal)
-    scorer = PersonScorer(emb.vectors[gal_idx], evalset.person_of[gal_idx])
+    scorer = ExactScorer(emb.vectors[gal_idx], evalset.person_of[gal_idx])
     out = []
     for start in range(0, len(found), 512):
         q = found[start : start + 512]

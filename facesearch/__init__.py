@@ -1,8 +1,14 @@
 """facesearch: enroll people, identify every face in a photo, recognise faces live.
 
 MTCNN finds faces, FaceNet (InceptionResnetV1, VGGFace2 weights) embeds them as 512-d unit
-vectors, an HNSW index (cosine distance) finds the nearest enrolled faces, and SQLite keeps who
-they are. Nothing is loaded on import.
+vectors, and a gallery finds the nearest enrolled people: a directory (SQLite keeps who they are,
+an HNSW index with cosine distance finds them) or a PostgreSQL database with pgvector.
+``FaceSearch`` is the API; the CLI and everything else call it. Nothing is loaded on import.
+
+Where things are: the pipeline's stages are modules here (``images`` → ``detection`` →
+``crops`` → ``embedding``, ``subjects`` choosing each photo's subject, ``quality``,
+``refine``, ``threshold``, ``annotate``); ``gallery/`` holds the backends and the person scoring,
+``live/`` video recognition, ``evaluation/`` evaluate and calibrate.
 """
 
 __version__ = "0.2.0"
@@ -19,9 +25,10 @@ from .errors import (
     PersonNotFoundError,
     WeightsError,
 )
-from .gallery import Gallery
+from .gallery import DTYPES, Gallery, IndexParams, open_gallery
+from .images import LoadedImage, image_from_bytes, load_image
 from .pipeline import FaceSearch
-from .threshold import Threshold, default_threshold
+from .threshold import Threshold, default_threshold, given, name_for
 from .types import Candidate, EnrollReport, FaceMatch, Faces, ImageResult, Person, Skip
 
 __all__ = [
@@ -30,6 +37,14 @@ __all__ = [
     "FaceEmbedder",
     "FaceAnnotator",
     "Gallery",
+    "IndexParams",
+    "DTYPES",
+    "open_gallery",
+    "LoadedImage",
+    "load_image",
+    "image_from_bytes",
+    "given",
+    "name_for",
     "Threshold",
     "default_threshold",
     "most_prominent",

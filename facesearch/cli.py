@@ -12,14 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .annotate import FaceAnnotator
-from .errors import FaceSearchError, InputError
-from .gallery import DTYPES
-from .images import load_image
-from .pipeline import FaceSearch
-from .threshold import given
-from .types import EnrollReport, ImageResult
+from . import (
+    DTYPES,
+    EnrollReport,
+    FaceAnnotator,
+    FaceSearch,
+    FaceSearchError,
+    ImageResult,
+    InputError,
+    __version__,
+    given,
+    load_image,
+)
 
 PROG = "facesearch"
 
@@ -393,8 +397,7 @@ def run(args: argparse.Namespace) -> int:
 def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .config import display_location
-    from .gallery.migrate import migrate
+    from .gallery import migrate
 
     emb = fs.embedder  # its model id (no weights are loaded): both galleries must match it
     bar = tqdm(
@@ -413,7 +416,7 @@ def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(
-        f"Copied {report.copied} face(s) into {display_location(args.destination)} "
+        f"Copied {report.copied} face(s) into {report.destination} "
         f"({report.skipped} already there) in {time.perf_counter() - t0:.1f}s: "
         f"{report.people} people, {report.faces} faces, as in the source"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +40,7 @@ class FaceDetector:
         self.max_side = max_side
         self.pad_retry = pad_retry
         self._mtcnn = None
+        self._load_lock = threading.Lock()
 
     def settings_key(self) -> str:
         """Everything that changes which faces are found and how they are cropped (cache keys)."""
@@ -51,7 +53,11 @@ class FaceDetector:
 
     @property
     def mtcnn(self):
-        if self._mtcnn is None:
+        if self._mtcnn is not None:
+            return self._mtcnn
+        with self._load_lock:  # threads that need it at once load it once
+            if self._mtcnn is not None:
+                return self._mtcnn
             import torch
             from facenet_pytorch import MTCNN
 

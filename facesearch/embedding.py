@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ class FaceEmbedder:
         self._models_dir = models_dir
         self._allow_download = allow_download
         self._model = None
+        self._load_lock = threading.Lock()
         self.weights_path: Path | None = None
         self.load_seconds: float | None = None
 
@@ -61,6 +63,12 @@ class FaceEmbedder:
         """Resolve, verify and load the weights now rather than on first use."""
         if self._model is not None:
             return self
+        with self._load_lock:  # threads that need it at once load it once
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
         import torch
         from facenet_pytorch import InceptionResnetV1
 
@@ -93,7 +101,6 @@ class FaceEmbedder:
         log.info(
             "loaded %s from %s in %.2fs (%s)", MODEL_ID, path, self.load_seconds, self.precision
         )
-        return self
 
     def embed(self, crops: torch.Tensor) -> np.ndarray:
         """Embeddings (N, 512) float32, L2-normalised, for crops (N, 3, 160, 160)."""

@@ -10,7 +10,9 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -94,6 +96,11 @@ def decode_image(data: bytes, path: str = "<bytes>") -> Image.Image:
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
 
 
+def image_from_bytes(data: bytes, label: str = "<bytes>") -> LoadedImage:
+    """Hash and decode one photo held in memory (an upload); ``label`` names it in errors."""
+    return LoadedImage(label, decode_image(data, label), file_sha256(data))
+
+
 def load_image(path: PathLike) -> LoadedImage:
     """Read, hash and decode one photo file."""
     p = str(path)
@@ -120,3 +127,32 @@ def iter_files(folder: Path) -> Iterator[Path]:
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(root) / name
+
+
+def _load_or_error(path: Path) -> LoadedImage | Exception:
+    try:
+        return load_image(path)
+    except (ImageError, InputError) as err:
+        return err
+
+
+def prefetch_images(
+    paths: Iterable[Path], workers: int = 2, ahead: int = 16
+) -> Iterator[LoadedImage | Exception]:
+    """Read, hash and decode photos in background threads, in order, a bounded window ahead.
+
+    A file that cannot be read yields its ``ImageError``/``InputError`` instead of stopping.
+    """
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facesearch-decode") as pool:
+        window: deque = deque()
+        it = iter(paths)
+        for p in it:
+            window.append(pool.submit(_load_or_error, p))
+            if len(window) >= ahead:
+                break
+        while window:
+            result = window.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                window.append(pool.submit(_load_or_error, nxt))
+            yield result

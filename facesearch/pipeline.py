@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image
@@ -22,11 +24,19 @@ from .config import display_location, resolve_gallery_location
 from .crops import crop_faces
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
-from .errors import ImageError, InputError
+from .errors import InputError
 from .gallery import GalleryBackend, open_gallery
 from .gallery.index import IndexParams
-from .images import LoadedImage, iter_files, load_image, to_rgb
+from .images import (
+    LoadedImage,
+    image_from_bytes,
+    iter_files,
+    load_image,
+    prefetch_images,
+    to_rgb,
+)
 from .names import validate_name
+from .subjects import Subject, SubjectBatcher
 from .threshold import Threshold, name_for
 from .types import (
     Box,
@@ -42,9 +52,6 @@ from .types import (
     as_box,
 )
 
-if TYPE_CHECKING:
-    import torch
-
 log = logging.getLogger(__name__)
 
 ImageInput = Union[str, "os.PathLike[str]", Image.Image, np.ndarray, LoadedImage]
@@ -54,7 +61,9 @@ class FaceSearch:
     """Enroll people and identify faces against one gallery: a directory or a PostgreSQL URL.
 
     Models load on first use and can be injected (``detector=``, ``embedder=``), so several
-    ``FaceSearch`` objects can share them.
+    ``FaceSearch`` objects can share them. One object may be shared by many threads (a server):
+    models load once, searches share one open gallery that is reopened when any process has
+    written to it, and writes from this process queue for the gallery one at a time.
     """
 
     def __init__(
@@ -67,19 +76,26 @@ class FaceSearch:
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
+        write_wait: float = 30.0,
     ) -> None:
         location = resolve_gallery_location(gallery)
         #: where the gallery is: a directory (``Path``) or a ``postgresql://`` URL (``str``)
         self.gallery_location: Path | str = location
         #: the gallery directory, or None when the gallery is a PostgreSQL database
         self.gallery_dir: Path | None = location if isinstance(location, Path) else None
+        #: how long a write waits for another process's write to the same directory gallery
+        self.write_wait = write_wait
         self._device = device
         self._detector = detector
+        self._detectors: dict[tuple[int, bool], FaceDetector] = {}
         self._embedder = embedder
         self._models_dir = models_dir
         self._precision = precision
         self._allow_download = allow_download
         self._reader: GalleryBackend | None = None
+        self._parts_lock = threading.Lock()  # lazy construction of detectors and the embedder
+        self._reader_lock = threading.RLock()  # one thread at a time uses the open reader
+        self._write_lock = threading.Lock()  # this process's writers, one at a time
 
     @property
     def gallery_name(self) -> str:
@@ -90,44 +106,141 @@ class FaceSearch:
 
     @property
     def detector(self) -> FaceDetector:
+        """The detector enroll and identify use (MTCNN, loaded on first use)."""
         if self._detector is None:
-            self._detector = FaceDetector(device=self._device)
+            with self._parts_lock:
+                if self._detector is None:
+                    self._detector = FaceDetector(device=self._device)
         return self._detector
 
     @property
     def embedder(self) -> FaceEmbedder:
+        """The FaceNet embedder (weights resolved and loaded on first use)."""
         if self._embedder is None:
-            self._embedder = FaceEmbedder(
-                models_dir=self._models_dir,
-                device=self._device,
-                precision=self._precision,
-                allow_download=self._allow_download,
-            )
+            with self._parts_lock:
+                if self._embedder is None:
+                    self._embedder = FaceEmbedder(
+                        models_dir=self._models_dir,
+                        device=self._device,
+                        precision=self._precision,
+                        allow_download=self._allow_download,
+                    )
         return self._embedder
+
+    def load_models(self) -> None:
+        """Load the detector and the embedder now (a server does this before it says ready)."""
+        self.embedder.load()
+        _ = self.detector.mtcnn
+
+    # -- the gallery ---------------------------------------------------------------------------
 
     def _open(self, writable: bool) -> GalleryBackend:
         return open_gallery(
-            self.gallery_location, self.embedder.model_id, self.embedder.dim, writable=writable
+            self.gallery_location,
+            self.embedder.model_id,
+            self.embedder.dim,
+            writable=writable,
+            wait=self.write_wait if writable else 0.0,
         )
 
-    def _read_gallery(self) -> GalleryBackend:
-        if self._reader is None:
-            self._reader = self._open(writable=False)
-        return self._reader
+    @contextmanager
+    def _reading(self) -> Iterator[GalleryBackend]:
+        """The open read-only gallery, reopened first if anyone has written to it since."""
+        with self._reader_lock:
+            if self._reader is not None and self._reader.changed_since_open():
+                self._drop_reader()
+            if self._reader is None:
+                self._reader = self._open(writable=False)
+            yield self._reader
 
-    def _invalidate_reader(self) -> None:
+    @contextmanager
+    def _writing(self) -> Iterator[GalleryBackend]:
+        """The gallery open for writing, for one operation; readers reopen afterwards."""
+        with self._write_lock, self._open(writable=True) as gallery:
+            yield gallery
+        with self._reader_lock:
+            self._drop_reader()
+
+    def _drop_reader(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
 
+    def refresh(self) -> bool:
+        """Reopen the gallery if another process changed it; returns True when it did."""
+        with self._reader_lock:
+            if self._reader is not None and self._reader.changed_since_open():
+                self._drop_reader()
+                return True
+        return False
+
     def close(self) -> None:
-        self._invalidate_reader()
+        with self._reader_lock:
+            self._drop_reader()
 
     def __enter__(self) -> FaceSearch:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- stages: detect, embed, match ----------------------------------------------------------
+
+    def detect(
+        self, image: ImageInput, *, min_face: int | None = None, padded_retry: bool = True
+    ) -> Faces:
+        """Every face in ``image``, most confident first.
+
+        ``min_face`` (pixels) and ``padded_retry=False`` (no second try with a border when no
+        face is found: right for video, where empty frames are normal) select a detector with
+        those settings; the default is the one enroll and identify use.
+        """
+        _, pil = _as_image(image)
+        return self._detector_for(min_face, padded_retry).detect(pil)
+
+    def _detector_for(self, min_face: int | None, padded_retry: bool) -> FaceDetector:
+        default = self.detector
+        if (min_face is None or min_face == default.min_face_size) and (
+            padded_retry == bool(default.pad_retry)
+        ):
+            return default
+        key = (min_face or default.min_face_size, padded_retry)
+        with self._parts_lock:
+            if key not in self._detectors:
+                self._detectors[key] = FaceDetector(
+                    device=str(default.device),
+                    min_face_size=key[0],
+                    thresholds=default.thresholds,
+                    max_side=default.max_side,
+                    pad_retry=default.pad_retry if padded_retry else 0.0,
+                )
+            return self._detectors[key]
+
+    def embed_faces(self, image: ImageInput, faces: Faces) -> np.ndarray:
+        """The embedding (N, 512), unit norm, of each face of ``faces`` in ``image``."""
+        _, pil = _as_image(image)
+        return self.embedder.embed(crop_faces(pil, faces))
+
+    def match_embeddings(
+        self,
+        vectors: np.ndarray,
+        faces: Faces,
+        *,
+        threshold: float | Threshold | None = None,
+        top_k: int = 3,
+        refine: str = "none",
+        ef: int | None = None,
+    ) -> list[FaceMatch]:
+        """Who each face is (``faces[i]`` embedded as ``vectors[i]``), or None: the one rule
+        identify, live and the server all use (``gallery.scoring`` ranks people,
+        ``threshold.name_for`` decides)."""
+        with self._reading() as gallery:
+            rule = gallery.threshold(threshold)
+            # at least two candidates per face, so that the runner-up is always reported
+            candidates = gallery.search(
+                vectors, k_people=max(top_k, 2), refine=refine, device=self._device, ef=ef
+            )
+        return _matches(faces, candidates, rule)
 
     # -- enroll --------------------------------------------------------------------------------
 
@@ -198,6 +311,20 @@ class FaceSearch:
                 tasks.append((name, p))
         return self._enroll_tasks(tasks, EnrollReport(), progress, on_total)
 
+    def enroll_uploads(self, name: str, photos: Iterable[tuple[str, bytes]]) -> EnrollReport:
+        """Enroll photos of one person held in memory, as ``(label, file bytes)`` (uploads);
+        ``label`` (e.g. the uploaded file's name) names each photo in the report."""
+        name = validate_name(name)
+
+        def decoded() -> Iterator[tuple[str, str, LoadedImage | Exception]]:
+            for label, data in photos:
+                try:
+                    yield name, label, image_from_bytes(data, label)
+                except InputError as err:
+                    yield name, label, err
+
+        return self._enroll_loaded(decoded(), EnrollReport())
+
     def _enroll_tasks(
         self,
         tasks: list[tuple[str, Path]],
@@ -205,22 +332,90 @@ class FaceSearch:
         progress: Callable[[int], None] | None,
         on_total: Callable[[int], None] | None,
     ) -> EnrollReport:
-        self._invalidate_reader()
         if on_total:
             on_total(len(tasks))
+        loaded = prefetch_images(p for _, p in tasks)
+        return self._enroll_loaded(
+            ((person, str(p), img) for (person, p), img in zip(tasks, loaded)), report, progress
+        )
+
+    def _enroll_loaded(
+        self,
+        photos: Iterable[tuple[str, str, LoadedImage | Exception]],
+        report: EnrollReport,
+        progress: Callable[[int], None] | None = None,
+    ) -> EnrollReport:
+        """Dedupe, detect, pick each photo's subject, embed, and commit batch by batch."""
         self.embedder.load()
-        with self._open(writable=True) as gallery:
-            batch = _EnrollBatch(self.detector, self.embedder, gallery, report)
-            for (person, path), loaded in zip(tasks, _prefetch(p for _, p in tasks)):
+        with self._writing() as gallery:
+            seen: dict[str, str] = {}  # content hash -> person, for duplicates within this run
+
+            def commit(people: list[str], subjects: list[Subject], vectors: np.ndarray) -> None:
+                records = [
+                    FaceRecord(person, s.image.path, s.image.sha256, s.box, s.score, v)
+                    for person, s, v in zip(people, subjects, vectors)
+                ]
+                gallery.add(records)
+                for person, s in zip(people, subjects):
+                    report.added[person] = report.added.get(person, 0) + 1
+                    if s.faces_found > 1:
+                        report.chosen.append(ChosenFace(s.image.path, s.faces_found, s.box))
+
+            def no_face(_: str, image: LoadedImage) -> None:
+                report.skipped.append(Skip(image.path, "no_face", "no face detected"))
+
+            batcher = SubjectBatcher(self.detector, self.embedder, commit, no_face)
+            for person, label, image in photos:
                 report.photos_seen += 1
-                if isinstance(loaded, Exception):
-                    report.skipped.append(Skip(str(path), "unreadable", _reason(loaded, path)))
+                if isinstance(image, Exception):
+                    report.skipped.append(Skip(label, "unreadable", _reason(image, label)))
                 else:
-                    batch.add(person, loaded)
+                    owner = seen.get(image.sha256) or gallery.owner_of_hash(image.sha256)
+                    if owner is not None:
+                        detail = f"same photo already enrolled as {owner!r}"
+                        report.skipped.append(Skip(image.path, "duplicate", detail))
+                    else:
+                        seen[image.sha256] = person
+                        batcher.add(person, image)
                 if progress:
                     progress(1)
-            batch.finish()
+            batcher.flush()
         return report
+
+    def enroll_face(
+        self,
+        name: str,
+        image: ImageInput,
+        *,
+        box: Box | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Enroll one face of an in-memory image (a video frame): the one at ``box``, else the
+        most prominent. Returns its label. The same pixels cannot be enrolled twice."""
+        name = validate_name(name)
+        label, pil = _as_image(image)
+        if box is None:
+            faces = self.detector.detect(pil)
+            if len(faces) == 0:
+                raise InputError(f"{label}: no face detected")
+            faces = faces[most_prominent(faces, pil.size)]
+        else:
+            faces = Faces.from_boxes(np.array([box]))
+        vector = self.embed_faces(pil, faces)[0]
+        digest = hashlib.sha256(pil.tobytes()).hexdigest()
+        with self._writing() as gallery:
+            owner = gallery.owner_of_hash(digest)
+            if owner is not None:
+                raise InputError(f"this image is already enrolled as {owner!r}")
+            record = FaceRecord(
+                name,
+                source or label,
+                digest,
+                as_box(faces.boxes[0]),
+                float(faces.scores[0]),
+                vector,
+            )
+            return gallery.add([record])[0]
 
     # -- identify ------------------------------------------------------------------------------
 
@@ -237,34 +432,53 @@ class FaceSearch:
 
         ``threshold`` is the largest cosine distance accepted as a match; by default the
         gallery's calibrated value, else the measured default for the number of people enrolled
-        (``threshold.py``); the result says which (``threshold``, ``threshold_source``). ``refine`` ("exact", "gradient")
-        re-examines a wider pool of index candidates (``refine.py``). ``ef`` sets the HNSW search
-        breadth for this call (default: the gallery's, which grows with its size unless set).
+        (``threshold.py``); the result says which (``threshold``, ``threshold_source``).
+        ``refine`` ("exact", "gradient") re-examines a wider pool of index candidates
+        (``refine.py``). ``ef`` sets the HNSW search breadth for this call (default: the
+        gallery's, which grows with its size unless set).
         """
-        label, pil = _as_image(image)
-        gallery = self._read_gallery()
-        rule = gallery.threshold(threshold)
-        faces = self.detector.detect(pil)
-        vectors = self.embedder.embed(crop_faces(pil, faces))
-        # at least two candidates per face, so that the runner-up is always reported
-        candidates = gallery.search(
-            vectors, k_people=max(top_k, 2), refine=refine, device=self._device, ef=ef
+        return self.identify_batch([image], threshold=threshold, top_k=top_k, refine=refine, ef=ef)[
+            0
+        ]
+
+    def identify_batch(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        threshold: float | Threshold | None = None,
+        top_k: int = 3,
+        refine: str = "none",
+        ef: int | None = None,
+    ) -> list[ImageResult]:
+        """identify() of several images at once: the faces of all of them are embedded in one
+        batch and searched in one call, which is faster than one by one (a server batches its
+        concurrent requests this way). A bad image raises; see ``identify_many``."""
+        decoded = [_as_image(image) for image in images]
+        pils = [pil for _, pil in decoded]
+        found = self.detector.detect_many(pils)
+        crops = [crop_faces(pil, faces) for pil, faces in zip(pils, found)]
+        counts = [len(faces) for faces in found]
+        import torch
+
+        vectors = (
+            self.embedder.embed(torch.cat(crops))
+            if sum(counts)
+            else np.zeros((0, self.embedder.dim), np.float32)
         )
-        matches = []
-        for j in range(len(faces)):
-            cands = tuple(candidates[j])
-            best = cands[0] if cands else None
-            matches.append(
-                FaceMatch(
-                    box=as_box(faces.boxes[j]),
-                    score=float(faces.scores[j]),
-                    name=name_for(best, rule),
-                    similarity=best.similarity if best else None,
-                    distance=best.distance if best else None,
-                    candidates=cands,
-                )
+        with self._reading() as gallery:
+            rule = gallery.threshold(threshold)
+            candidates = gallery.search(
+                vectors, k_people=max(top_k, 2), refine=refine, device=self._device, ef=ef
             )
-        return ImageResult(label, pil.width, pil.height, tuple(matches), rule.value, rule.source)
+        results = []
+        start = 0
+        for (label, pil), faces, n in zip(decoded, found, counts):
+            matches = _matches(faces, candidates[start : start + n], rule)
+            start += n
+            results.append(
+                ImageResult(label, pil.width, pil.height, tuple(matches), rule.value, rule.source)
+            )
+        return results
 
     def identify_many(
         self,
@@ -285,10 +499,38 @@ class FaceSearch:
     def search_embeddings(
         self, vectors: np.ndarray, top_k: int = 3, refine: str = "none", ef: int | None = None
     ) -> list[list[Candidate]]:
-        """Nearest enrolled people for already computed embeddings (e.g. from a video loop)."""
-        return self._read_gallery().search(
-            vectors, k_people=top_k, refine=refine, device=self._device, ef=ef
-        )
+        """Nearest enrolled people for already computed embeddings, nearest first, undecided
+        (``match_embeddings`` also decides who each one is)."""
+        with self._reading() as gallery:
+            return gallery.search(
+                vectors, k_people=top_k, refine=refine, device=self._device, ef=ef
+            )
+
+    def embed_photos(
+        self, paths: Sequence[str | os.PathLike[str]], progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each photo's subject embedded as enroll would embed it: ``(vectors (N, 512), found)``,
+        with a zero row and ``found[i]`` False where a photo has no face or cannot be read."""
+        self.embedder.load()
+        vectors = np.zeros((len(paths), self.embedder.dim), np.float32)
+        found = np.zeros(len(paths), bool)
+
+        def store(rows: list[int], _: list[Subject], batch: np.ndarray) -> None:
+            vectors[rows] = batch
+            found[rows] = True
+
+        batcher: SubjectBatcher[int] = SubjectBatcher(self.detector, self.embedder, store)
+        for i, loaded in enumerate(prefetch_images(Path(p) for p in paths)):
+            if isinstance(loaded, Exception):
+                log.warning("%s", loaded)
+            else:
+                batcher.add(i, loaded)
+            if progress:
+                progress(1)
+        batcher.flush()
+        return vectors, found
+
+    # -- the threshold -------------------------------------------------------------------------
 
     def threshold(self, explicit: float | Threshold | None = None) -> float:
         """The match threshold in force for this gallery (``explicit`` wins when given)."""
@@ -298,82 +540,38 @@ class FaceSearch:
         """The match threshold in force and why: ``explicit`` (the caller's), else the gallery's
         calibrated value, else the default for the people enrolled (``threshold.py``).
         Decide with ``threshold.name_for(candidate, this)``."""
-        return self._read_gallery().threshold(explicit)
+        with self._reading() as gallery:
+            return gallery.threshold(explicit)
 
-    def refresh(self) -> bool:
-        """Reopen the gallery if another process changed it; returns True when it did."""
-        if self._reader is not None and self._reader.changed_since_open():
-            self._invalidate_reader()
-            return True
-        return False
-
-    def enroll_face(
-        self,
-        name: str,
-        image: ImageInput,
-        *,
-        box: Box | None = None,
-        source: str | None = None,
-    ) -> int:
-        """Enroll one face of an in-memory image (a video frame): the one at ``box``, else the
-        most prominent. Returns its label. The same pixels cannot be enrolled twice."""
-        import hashlib
-
-        name = validate_name(name)
-        label, pil = _as_image(image)
-        if box is None:
-            faces = self.detector.detect(pil)
-            if len(faces) == 0:
-                raise InputError(f"{label}: no face detected")
-            faces = faces[most_prominent(faces, pil.size)]
-        else:
-            faces = Faces.from_boxes(np.array([box]))
-        vector = self.embedder.embed(crop_faces(pil, faces))[0]
-        digest = hashlib.sha256(pil.tobytes()).hexdigest()
-        self._invalidate_reader()
-        with self._open(writable=True) as gallery:
-            owner = gallery.owner_of_hash(digest)
-            if owner is not None:
-                raise InputError(f"this image is already enrolled as {owner!r}")
-            record = FaceRecord(
-                name,
-                source or label,
-                digest,
-                as_box(faces.boxes[0]),
-                float(faces.scores[0]),
-                vector,
-            )
-            return gallery.add([record])[0]
+    def set_threshold(self, value: float | None, source: str = "set by user") -> None:
+        """Store (or with None, clear) the gallery's match threshold."""
+        with self._writing() as gallery:
+            gallery.set_threshold(value, source)
 
     # -- gallery management --------------------------------------------------------------------
 
     def people(self) -> list[Person]:
-        return self._read_gallery().people()
+        with self._reading() as gallery:
+            return gallery.people()
 
     def remove(self, name: str) -> int:
         """Remove a person and all their faces; returns the number of faces removed."""
-        self._invalidate_reader()
-        with self._open(writable=True) as gallery:
+        with self._writing() as gallery:
             return gallery.remove_person(name)
 
     def reindex(self, params: IndexParams | None = None) -> int:
         """Rebuild the HNSW index from the database (with ``params``: as the gallery's new ones)."""
-        self._invalidate_reader()
-        with self._open(writable=True) as gallery:
+        with self._writing() as gallery:
             return gallery.reindex(params)
 
     def index_params(self) -> IndexParams:
         """The HNSW parameters of this gallery's index as it is now."""
-        return self._read_gallery().index_params
-
-    def set_threshold(self, value: float | None, source: str = "set by user") -> None:
-        """Store (or with None, clear) the gallery's match threshold."""
-        self._invalidate_reader()
-        with self._open(writable=True) as gallery:
-            gallery.set_threshold(value, source)
+        with self._reading() as gallery:
+            return gallery.index_params
 
     def info(self) -> dict[str, object]:
-        data = self._read_gallery().info()
+        with self._reading() as gallery:
+            data = gallery.info()
         emb = self.embedder.load()
         data["weights"] = str(emb.weights_path) if emb.weights_path else None
         data["device"] = str(emb.device)
@@ -381,79 +579,32 @@ class FaceSearch:
         return data
 
 
-class _EnrollBatch:
-    """Turns decoded photos into committed faces: dedupe, detect, pick the subject, embed, store.
-
-    Detection runs on small windows of photos; embeddings and the database commit happen per
-    ``embedder.batch_size`` faces, so an interruption loses at most one uncommitted batch.
-    """
-
-    detect_window = 8
-
-    def __init__(
-        self,
-        detector: FaceDetector,
-        embedder: FaceEmbedder,
-        gallery: GalleryBackend,
-        report: EnrollReport,
-    ) -> None:
-        self.detector, self.embedder, self.gallery, self.report = (
-            detector,
-            embedder,
-            gallery,
-            report,
+def _matches(
+    faces: Faces, candidates: Sequence[Sequence[Candidate]], rule: Threshold
+) -> list[FaceMatch]:
+    """FaceMatch per face: its nearest people and, by ``rule``, who it is (None: unknown)."""
+    out = []
+    for j in range(len(faces)):
+        cands = tuple(candidates[j])
+        best = cands[0] if cands else None
+        out.append(
+            FaceMatch(
+                box=as_box(faces.boxes[j]),
+                score=float(faces.scores[j]),
+                name=name_for(best, rule),
+                similarity=best.similarity if best else None,
+                distance=best.distance if best else None,
+                candidates=cands,
+            )
         )
-        self.seen: dict[str, str] = {}  # content hash -> person, for duplicates within this run
-        self.to_detect: list[tuple[str, LoadedImage]] = []
-        self.crops: list[torch.Tensor] = []
-        self.faces: list[tuple[str, LoadedImage, Box, float]] = []
+    return out
 
-    def add(self, person: str, image: LoadedImage) -> None:
-        owner = self.seen.get(image.sha256) or self.gallery.owner_of_hash(image.sha256)
-        if owner is not None:
-            detail = f"same photo already enrolled as {owner!r}"
-            self.report.skipped.append(Skip(image.path, "duplicate", detail))
-            return
-        self.seen[image.sha256] = person
-        self.to_detect.append((person, image))
-        if len(self.to_detect) >= self.detect_window:
-            self._detect()
-        if len(self.faces) >= self.embedder.batch_size:
-            self._commit()
 
-    def finish(self) -> None:
-        self._detect()
-        self._commit()
-
-    def _detect(self) -> None:
-        found = self.detector.detect_many([img.image for _, img in self.to_detect])
-        for (person, img), faces in zip(self.to_detect, found):
-            if len(faces) == 0:
-                self.report.skipped.append(Skip(img.path, "no_face", "no face detected"))
-                continue
-            i = most_prominent(faces, img.size)
-            box = as_box(faces.boxes[i])
-            if len(faces) > 1:
-                self.report.chosen.append(ChosenFace(img.path, len(faces), box))
-            self.crops.append(crop_faces(img.image, faces[i]))
-            self.faces.append((person, img, box, float(faces.scores[i])))
-        self.to_detect.clear()
-
-    def _commit(self) -> None:
-        if not self.faces:
-            return
-        import torch
-
-        vectors = self.embedder.embed(torch.cat(self.crops))
-        records = [
-            FaceRecord(person, img.path, img.sha256, box, score, vec)
-            for (person, img, box, score), vec in zip(self.faces, vectors)
-        ]
-        self.gallery.add(records)
-        for r in records:
-            self.report.added[r.person] = self.report.added.get(r.person, 0) + 1
-        self.crops.clear()
-        self.faces.clear()
+def _reason(err: Exception, label: str) -> str:
+    """An error's message without the photo's name in front (the report names it already)."""
+    msg = str(err)
+    prefix = f"{label}: "
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
 def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
@@ -469,37 +620,3 @@ def _as_image(image: ImageInput) -> tuple[str, Image.Image]:
         return "<array>", Image.fromarray(image, "RGB")
     loaded = load_image(image)
     return loaded.path, loaded.image
-
-
-def _reason(err: Exception, path: Path) -> str:
-    msg = str(err)
-    prefix = f"{path}: "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
-
-
-def _load_or_error(path: Path) -> LoadedImage | Exception:
-    try:
-        return load_image(path)
-    except (ImageError, InputError) as err:
-        return err
-
-
-def _prefetch(
-    paths: Iterable[Path], workers: int = 2, ahead: int = 16
-) -> Iterator[LoadedImage | Exception]:
-    """Read, hash and decode photos in background threads, in order, a bounded window ahead."""
-    from collections import deque
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facesearch-decode") as pool:
-        window: deque = deque()
-        it = iter(paths)
-        for p in it:
-            window.append(pool.submit(_load_or_error, p))
-            if len(window) >= ahead:
-                break
-        while window:
-            result = window.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.submit(_load_or_error, nxt))
-            yield result

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import InputError
 from .types import Candidate
@@ -176,8 +177,13 @@ def default_threshold(
 
 def is_match(distance: float | None, threshold: Threshold | float) -> bool:
     """Whether a face at ``distance`` from its nearest person is that person (``<=``)."""
+    return distance is not None and bool(matches(distance, threshold))
+
+
+def matches(distances: ArrayLike, threshold: Threshold | float) -> np.ndarray:
+    """``is_match`` over an array of distances (what ``evaluate`` counts with)."""
     value = threshold.value if isinstance(threshold, Threshold) else threshold
-    return distance is not None and distance <= value
+    return np.asarray(distances) <= value
 
 
 def name_for(candidate: Candidate | None, threshold: Threshold | float) -> str | None:

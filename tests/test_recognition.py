@@ -103,6 +103,30 @@ def test_identify_accepts_arrays_and_pil(fs):
     assert [f.name for f in a] == [f.name for f in b]
 
 
+def test_identify_batch_is_identify_one_by_one(fs, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 90), (200, 200, 200)).save(blank)
+    photos = [*GROUPS, blank, CELEB / "val" / "madonna" / "1.jpg"]
+    batch = fs.identify_batch(photos)
+    for photo, got in zip(photos, batch):
+        one = fs.identify(photo)
+        assert [f.name for f in got.faces] == [f.name for f in one.faces], photo
+        for a, b in zip(got.faces, one.faces):
+            assert np.allclose(a.box, b.box) and abs(a.distance - b.distance) < 0.02
+    assert batch[-2].faces == () and batch[-1].faces[0].name == "madonna"
+
+
+def test_the_stages_compose_into_identify(fs):
+    """detect -> embed_faces -> match_embeddings is identify (what live and the server use)."""
+    photo = FACES / "bbt" / "group" / "bbt1.jpg"
+    faces = fs.detect(photo)
+    matches = fs.match_embeddings(fs.embed_faces(photo, faces), faces)
+    assert [m.name for m in matches] == [f.name for f in fs.identify(photo).faces]
+    assert len(fs.detect(photo, min_face=200)) < len(faces)  # a detector with other settings
+
+
 def test_no_face_image_gives_no_faces(fs, tmp_path):
     from PIL import Image
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..threshold import matches
+
 
 @dataclass(frozen=True)
 class Roc:
@@ -116,8 +118,8 @@ class OpenSet:
     def at(self, threshold: float) -> dict[str, float]:
         """Rates at one threshold: known correct / wrongly named / rejected, stranger FA."""
         kd, kr, sd = self.known_dist, self.known_right, self.stranger_dist
-        accepted = kd <= threshold
-        fa = float(np.mean(sd <= threshold)) if sd.size else float("nan")
+        accepted = matches(kd, threshold)  # identify's decision, on every query at once
+        fa = float(np.mean(matches(sd, threshold))) if sd.size else float("nan")
         return {
             "known_correct": float(np.mean(kr & accepted)) if kd.size else float("nan"),
             "known_wrong": float(np.mean(~kr & accepted)) if kd.size else float("nan"),

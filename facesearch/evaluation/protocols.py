@@ -6,7 +6,7 @@ and then both protocols run on the cached embeddings:
 * verification: 1:1 pairs (LFW ``pairs.txt`` or sampled), 10-fold accuracy, ROC AUC, TAR@FAR;
 * open-set identification: for people with more than ``enroll_per_person`` photos the first ones
   are enrolled and the rest queried; one-photo people are strangers who must come back unknown.
-  Scores are what ``identify`` computes (``PersonScorer``).
+  Scores are what ``identify`` computes (``gallery.scoring.ExactScorer``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import FIXED_THRESHOLD, user_cache_dir
-from ..crops import crop_faces
-from ..detection import most_prominent
 from ..errors import InputError
+from ..gallery.scoring import ExactScorer
 from ..threshold import Threshold, default_threshold
 from . import metrics
 from .evalset import EvalSet, Pairs, read_lfw_pairs, sample_pairs
@@ -211,9 +210,8 @@ def embed_subjects(
     cache_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SubjectEmbeddings:
-    """Embed each photo's subject, as enroll does; reuse a cached result for unchanged files."""
-    from ..pipeline import _prefetch
-
+    """Embed each photo's subject as enroll does (``FaceSearch.embed_photos``); reuse a cached
+    result for unchanged files."""
     fs.embedder.load()
     cache = cache_dir / f"subjects-{_cache_key(evalset, fs)}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
@@ -227,42 +225,7 @@ def embed_subjects(
         except (OSError, ValueError, KeyError) as err:
             log.warning("ignoring unreadable embedding cache %s (%s)", cache, err)
     t0 = time.perf_counter()
-    vectors = np.zeros((len(evalset), fs.embedder.dim), np.float32)
-    found = np.zeros(len(evalset), bool)
-    window: list[tuple[int, Any]] = []
-    crops: list[Any] = []
-    rows: list[int] = []
-
-    def detect() -> None:
-        detected = fs.detector.detect_many([img.image for _, img in window])
-        for (i, img), faces in zip(window, detected):
-            if len(faces):
-                crops.append(crop_faces(img.image, faces[most_prominent(faces, img.size)]))
-                rows.append(i)
-        window.clear()
-
-    def embed() -> None:
-        import torch
-
-        if crops:
-            vectors[rows] = fs.embedder.embed(torch.cat(crops))
-            found[rows] = True
-        crops.clear()
-        rows.clear()
-
-    for i, loaded in enumerate(_prefetch(evalset.paths)):
-        if isinstance(loaded, Exception):
-            log.warning("%s", loaded)
-        else:
-            window.append((i, loaded))
-            if len(window) >= 8:
-                detect()
-            if len(crops) >= fs.embedder.batch_size:
-                embed()
-        if progress:
-            progress(1)
-    detect()
-    embed()
+    vectors, found = fs.embed_photos(evalset.paths, progress)
     seconds = time.perf_counter() - t0
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -299,47 +262,6 @@ def verify_pairs(emb: SubjectEmbeddings, pairs: Pairs) -> Verification:
     )
 
 
-class PersonScorer:
-    """Scores queries against enrolled people exactly as ``Gallery.search`` does, in numpy.
-
-    A person's distance is the smaller of the distance to their closest enrolled face and to
-    their template (the normalised mean of their faces).
-    """
-
-    def __init__(self, vectors: np.ndarray, owner: np.ndarray) -> None:
-        order = np.argsort(owner, kind="stable")
-        self.faces = vectors[order]
-        owner = owner[order]
-        self.people, self.starts = np.unique(owner, return_index=True)
-        sums = np.add.reduceat(self.faces.astype(np.float64), self.starts, axis=0)
-        norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-        self.templates = (sums / norms).astype(np.float32)
-
-    def distances(self, queries: np.ndarray) -> np.ndarray:
-        """(Q, people) distances."""
-        face_d = np.minimum.reduceat(1.0 - queries @ self.faces.T, self.starts, axis=1)
-        return np.minimum(face_d, 1.0 - queries @ self.templates.T)
-
-    def nearest(
-        self, queries: np.ndarray, exclude: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per query: the distance to the nearest person, and that person.
-
-        ``exclude[i]`` (optional) is a person that query i must not match: its own identity,
-        which turns a known query into a simulated stranger.
-        """
-        dist = np.full(len(queries), NO_FACE_DISTANCE)
-        who = np.full(len(queries), -1)
-        for start in range(0, len(queries), 1024):
-            d = self.distances(queries[start : start + 1024])
-            if exclude is not None:
-                d[self.people[None, :] == exclude[start : start + 1024, None]] = np.inf
-            j = d.argmin(1)
-            dist[start : start + len(d)] = d[np.arange(len(d)), j]
-            who[start : start + len(d)] = self.people[j]
-        return dist, who
-
-
 def open_set(
     emb: SubjectEmbeddings, evalset: EvalSet, far: float, enroll_per_person: int = 1
 ) -> Identification:
@@ -368,7 +290,7 @@ def open_set(
             f"{enroll_per_person} photo(s) to enroll and query"
         )
     v = emb.vectors
-    scorer = PersonScorer(v[gal], evalset.person_of[gal])
+    scorer = ExactScorer(v[gal], evalset.person_of[gal])
     kd, kwho = scorer.nearest(v[known])
     kright = kwho == evalset.person_of[known]
     simulated = not strangers
@@ -440,7 +362,7 @@ def by_gallery_size(
 ) -> list[GallerySize]:
     """Open-set identification on ``draws`` random sub-galleries of each size (see ``GallerySize``).
 
-    Scores come from ``PersonScorer`` as in ``open_set``; a size of None (or all of them) is one
+    Scores come from ``gallery.scoring.ExactScorer`` as in ``open_set``; a size of None (or all of them) is one
     draw, since every draw would be the same. ``rule(people, far, faces=...)`` gives the threshold
     measured (the default rule unless a benchmark swaps in another).
     """
@@ -479,7 +401,7 @@ def by_gallery_size(
             known_missing = sum(len(photos[k]) - len(with_face[k]) for k in np.flatnonzero(drawn))
             strangers = np.flatnonzero(~drawn[evalset.person_of] & emb.found)
             stranger_missing = int((~drawn[evalset.person_of] & ~emb.found).sum())
-            scorer = PersonScorer(v[gal], evalset.person_of[gal])
+            scorer = ExactScorer(v[gal], evalset.person_of[gal])
             kd, kwho = scorer.nearest(v[known])
             sd, _ = scorer.nearest(v[strangers])
             results.append(

@@ -17,6 +17,7 @@ from ..config import is_postgres_url
 from .base import GalleryBackend
 from .index import DTYPES, IndexParams
 from .local import DB_NAME, INDEX_META_NAME, INDEX_NAME, LOCK_NAME, PARAMS_KEY, Gallery
+from .migrate import MigrateReport, migrate
 
 __all__ = [
     "Gallery",
@@ -24,6 +25,8 @@ __all__ = [
     "IndexParams",
     "DTYPES",
     "open_gallery",
+    "migrate",
+    "MigrateReport",
     "is_postgres_url",
     "DB_NAME",
     "INDEX_NAME",
@@ -39,10 +42,15 @@ def open_gallery(
     dim: int,
     writable: bool = False,
     params: IndexParams | None = None,
+    wait: float = 0.0,
 ) -> GalleryBackend:
-    """Open the gallery at ``location``: a PostgreSQL URL or a directory."""
+    """Open the gallery at ``location``: a PostgreSQL URL or a directory.
+
+    A writer waits up to ``wait`` seconds for another writer of a directory gallery to finish
+    (PostgreSQL writers queue on an advisory lock per transaction instead).
+    """
     if is_postgres_url(location):
         from .postgres import PostgresGallery
 
         return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
-    return Gallery(Path(location), model_id, dim, writable=writable, params=params)
+    return Gallery(Path(location), model_id, dim, writable=writable, params=params, wait=wait)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +60,7 @@ class Gallery:
         dim: int,
         writable: bool = False,
         params: IndexParams | None = None,
+        wait: float = 0.0,
     ) -> None:
         self.directory = Path(directory)
         self.model_id = model_id
@@ -73,7 +75,7 @@ class Gallery:
         db_path = self.directory / DB_NAME
         if writable:
             self._prepare_writable_dir()
-            self._acquire_lock()
+            self._acquire_lock(wait)
         elif not db_path.is_file():
             raise GalleryError(
                 f"no gallery at {self.directory}: enroll people first (facesearch enroll FOLDER)"
@@ -118,11 +120,19 @@ class Gallery:
         self._lock_fd = fd
         return True
 
-    def _acquire_lock(self) -> None:
-        if not self._try_lock():
-            raise GalleryError(
-                f"gallery {self.directory} is being written by another facesearch process"
-            )
+    def _acquire_lock(self, wait: float) -> None:
+        """Take the write lock, waiting up to ``wait`` seconds for another writer to finish."""
+        deadline = time.monotonic() + wait
+        delay = 0.005
+        while not self._try_lock():
+            if time.monotonic() >= deadline:
+                waited = f" (waited {wait:g} s)" if wait > 0 else ""
+                raise GalleryError(
+                    f"gallery {self.directory} is being written by another facesearch process"
+                    f"{waited}; try again when it has finished"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

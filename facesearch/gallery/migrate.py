@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from ..config import display_location
 from ..errors import GalleryError
-from . import GalleryBackend, open_gallery
+from .base import GalleryBackend
 
 
 @dataclass
 class MigrateReport:
     """What a migration did: faces copied, faces already there, and the final counts."""
 
+    destination: str = ""  # fit to print (a URL without its password)
     copied: int = 0
     skipped: int = 0
     people: int = 0
@@ -44,7 +45,9 @@ def migrate(
     src_name, dst_name = display_location(source), display_location(destination)
     if os.fspath(source) == os.fspath(destination):
         raise GalleryError(f"{src_name}: source and destination are the same gallery")
-    report = MigrateReport()
+    report = MigrateReport(destination=dst_name)
+    from . import open_gallery  # the package's, which imports this module
+
     with open_gallery(source, model_id, dim) as src:
         with open_gallery(destination, model_id, dim, writable=True) as dst:
             if on_total:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from ..types import FaceRecord, Person
+from .scoring import unit_template
 
 SCHEMA_VERSION = 1
 
@@ -51,12 +52,18 @@ class GalleryStore:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        # check_same_thread=False: one connection may serve a server's worker threads in turn;
+        # FaceSearch never lets two threads use it at once.
         try:
             if readonly:
                 uri = f"{path.resolve().as_uri()}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.db = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False
+                )
             else:
-                self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+                self.db = sqlite3.connect(
+                    str(path), isolation_level=None, timeout=30, check_same_thread=False
+                )
             self.db.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self.db.executescript(_SCHEMA)
@@ -285,10 +292,7 @@ class GalleryStore:
             ):
                 vec = np.frombuffer(blob, dtype="<f4").astype(np.float64)
                 sums[pid] = sums[pid] + vec if pid in sums else vec
-        return {
-            pid: (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
-            for pid, v in sums.items()
-        }
+        return {pid: unit_template(v) for pid, v in sums.items()}
 
 
 def _unpack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..quality import face_quality
-from ..threshold import Threshold, name_for
+from ..threshold import Threshold
 from ..types import Box, Faces, as_box
 from . import appearance
 from .tracking import Track, Tracker
 from .video import Frame
 
 if TYPE_CHECKING:
-    from ..detection import FaceDetector
     from ..pipeline import FaceSearch
 
 log = logging.getLogger(__name__)
@@ -103,20 +102,9 @@ class LiveStats:
 class LiveRecognizer:
     """Turns frames into tracked, named faces and events (no I/O: see ``run_live``)."""
 
-    def __init__(
-        self,
-        fs: FaceSearch,
-        options: LiveOptions | None = None,
-        detector: FaceDetector | None = None,
-    ) -> None:
-        from ..detection import FaceDetector
-
+    def __init__(self, fs: FaceSearch, options: LiveOptions | None = None) -> None:
         self.fs = fs
         self.options = options or LiveOptions()
-        # no padded retry: an empty frame is normal in video, and the retry doubles its cost
-        self.detector = detector or FaceDetector(
-            device=str(fs.embedder.device), min_face_size=self.options.min_face, pad_retry=0.0
-        )
         self.tracker = Tracker(recheck_frames=self.options.recheck_frames)
         self._threshold = self._gallery_threshold()
         self._checked = time.perf_counter()
@@ -153,9 +141,12 @@ class LiveRecognizer:
                 small = cv2.resize(
                     small, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
                 )
-            from PIL import Image
-
-            faces = self.detector.detect(Image.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
+            # no padded retry: an empty frame is normal in video, and the retry doubles its cost
+            faces = self.fs.detect(
+                cv2.cvtColor(small, cv2.COLOR_BGR2RGB),
+                min_face=opts.min_face,
+                padded_retry=False,
+            )
             boxes = faces.boxes / scale
             quality = face_quality(boxes, faces.landmarks / scale, faces.scores)
             update = self.tracker.update(boxes, faces.scores, idx, quality)
@@ -183,10 +174,6 @@ class LiveRecognizer:
         return result
 
     def _recognise(self, frame: Frame, rgb: np.ndarray, tracks: list[Track]) -> list[LiveEvent]:
-        from PIL import Image
-
-        from ..crops import crop_faces
-
         h, w = rgb.shape[:2]
         boxes = np.array([t.box for t in tracks], np.float32)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
@@ -196,12 +183,17 @@ class LiveRecognizer:
         if not tracks:
             return []
         faces = Faces.from_boxes(boxes[ok])
-        vectors = self.fs.embedder.embed(crop_faces(Image.fromarray(rgb), faces))
+        vectors = self.fs.embed_faces(rgb, faces)
         events: list[LiveEvent] = []
-        results = self.fs.search_embeddings(
-            vectors, top_k=1, refine=self.options.refine, ef=self.options.ef
+        matches = self.fs.match_embeddings(
+            vectors,
+            faces,
+            threshold=self._threshold,
+            top_k=1,
+            refine=self.options.refine,
+            ef=self.options.ef,
         )
-        for t, vector, cands in zip(tracks, vectors, results):
+        for t, vector, match in zip(tracks, vectors, matches):
             if (
                 t.vector is not None
                 and 1.0 - float(vector @ t.vector) > self.options.split_distance
@@ -212,12 +204,12 @@ class LiveRecognizer:
                 events.append(self._event(frame, "appear", t))
             t.vector = vector
             t.signature = appearance.region_signature(frame.image, t.box)
-            best = cands[0] if cands else None
-            dist = best.distance if best is not None else 2.0
-            name = name_for(best, self._threshold)
-            sim = best.similarity if best is not None else None
+            dist = match.distance if match.distance is not None else 2.0
             sure = abs(dist - self._threshold.value) >= self.options.sure_margin
-            if self.tracker.vote(t, name, sim, frame.index, sure, t.quality) and t.name is not None:
+            if (
+                self.tracker.vote(t, match.name, match.similarity, frame.index, sure, t.quality)
+                and t.name is not None
+            ):
                 events.append(self._event(frame, "recognized", t))
         return events
 

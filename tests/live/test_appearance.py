@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clipgen import background
-from facesearch.live import appearance
-from facesearch.live import LiveOptions
+from facesearch.live import LiveOptions, appearance
 
 
 def test_a_scene_cut_is_far_and_a_moving_face_is_not():
