@@ -29,7 +29,17 @@ from .gallery import DTYPES, Gallery, IndexParams, open_gallery
 from .images import LoadedImage, image_from_bytes, load_image
 from .pipeline import FaceSearch
 from .threshold import Threshold, default_threshold, given, name_for
-from .types import Candidate, EnrollReport, FaceMatch, Faces, ImageResult, Person, Skip
+from .types import (
+    Candidate,
+    EnrollReport,
+    FaceMatch,
+    Faces,
+    ImageResult,
+    Person,
+    Skip,
+    Verification,
+    VerifiedFace,
+)
 
 __all__ = [
     "FaceSearch",
@@ -55,6 +65,8 @@ __all__ = [
     "EnrollReport",
     "Person",
     "Skip",
+    "Verification",
+    "VerifiedFace",
     "FaceSearchError",
     "InputError",
     "ImageError",

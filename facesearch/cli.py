@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -220,6 +221,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
     _eval_options(p, far_default=0.001)
+
+    p = add("serve", "serve the REST API (/api/v1) and the web page (/) over the gallery")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other needs an API key)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        metavar="KEY",
+        help="a read-write API key; repeat for several (default: $FACESEARCH_API_KEY, "
+        "comma-separated; an environment variable keeps keys out of the process list)",
+    )
+    p.add_argument(
+        "--read-only-key",
+        action="append",
+        metavar="KEY",
+        help="a key that may identify, verify and list only; repeat for several "
+        "(default: $FACESEARCH_READ_ONLY_KEY)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest request (photos) accepted, in MB; larger get 413 (default 20)",
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help="identify requests arriving within this time share one batch (default 5)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        metavar="N",
+        help="most identify requests in one batch (default 16; 1 switches batching off)",
+    )
     return parser
 
 
@@ -391,7 +435,50 @@ def run(args: argparse.Namespace) -> int:
             return _cmd_migrate(fs, args)
         if args.command in ("evaluate", "calibrate"):
             return _cmd_evaluate(fs, args)
+        if args.command == "serve":
+            return _cmd_serve(fs, args)
     raise AssertionError(args.command)
+
+
+SERVER_PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "multipart", "python_multipart")
+
+
+def _cmd_serve(fs: FaceSearch, args: argparse.Namespace) -> int:
+    try:
+        from .server import Settings
+        from .server.app import serve
+        from .server.settings import API_KEY_ENV, READ_ONLY_KEY_ENV, keys_from
+    except ImportError as err:
+        if (err.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        raise InputError(
+            f"serve needs the server extra ({err.name} is missing): pip install 'facesearch[server]'"
+        ) from None
+    read_write = args.api_key or [os.environ.get(API_KEY_ENV, "")]
+    read_only = args.read_only_key or [os.environ.get(READ_ONLY_KEY_ENV, "")]
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        api_keys=keys_from(read_write, read_only),
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        batch_window_ms=args.batch_window_ms,
+        max_batch=args.max_batch,
+    )
+    settings.check_host()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    access = "API keys required" if settings.api_keys else "no API key: loopback only"
+    print(
+        f"{PROG}: serving {fs.gallery_name} on http://{host}:{args.port}/ "
+        f"(API /api/v1, docs /docs; {access}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    stopped_by = serve(fs, settings, log_level="info" if args.verbose else "warning")
+    print(
+        f"{PROG}: stopped{f' by {stopped_by}' if stopped_by else ''}; requests in flight finished",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from .config import display_location, resolve_gallery_location
 from .crops import crop_faces
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
-from .errors import InputError
+from .errors import GalleryError, InputError
 from .gallery import GalleryBackend, open_gallery
 from .gallery.index import IndexParams
 from .images import (
@@ -37,7 +37,7 @@ from .images import (
 )
 from .names import validate_name
 from .subjects import Subject, SubjectBatcher
-from .threshold import Threshold, name_for
+from .threshold import Threshold, given, is_match, name_for, verification_threshold
 from .types import (
     Box,
     Candidate,
@@ -49,6 +49,8 @@ from .types import (
     ImageResult,
     Person,
     Skip,
+    Verification,
+    VerifiedFace,
     as_box,
 )
 
@@ -173,6 +175,17 @@ class FaceSearch:
                 self._drop_reader()
                 return True
         return False
+
+    def ensure_gallery(self) -> None:
+        """Create the gallery, empty, if there is none at its location yet (a server starts on
+        an empty gallery and shows no one instead of an error); an existing one is only opened."""
+        try:
+            with self._reading():
+                return
+        except GalleryError:
+            pass  # none yet (or unreadable: the writable open below says why)
+        with self._writing():
+            pass
 
     def close(self) -> None:
         with self._reader_lock:
@@ -391,7 +404,8 @@ class FaceSearch:
         source: str | None = None,
     ) -> int:
         """Enroll one face of an in-memory image (a video frame): the one at ``box``, else the
-        most prominent. Returns its label. The same pixels cannot be enrolled twice."""
+        most prominent. Returns its label. The same face of the same pixels cannot be enrolled
+        twice; other faces of one image (a group photo) can, one call each."""
         name = validate_name(name)
         label, pil = _as_image(image)
         if box is None:
@@ -400,13 +414,16 @@ class FaceSearch:
                 raise InputError(f"{label}: no face detected")
             faces = faces[most_prominent(faces, pil.size)]
         else:
-            faces = Faces.from_boxes(np.array([box]))
+            faces = Faces.from_boxes(np.array([_checked_box(box, pil.size)]))
         vector = self.embed_faces(pil, faces)[0]
         digest = hashlib.sha256(pil.tobytes()).hexdigest()
+        if box is not None:  # one image, several faces: each is its own "photo" for duplicates
+            digest = hashlib.sha256(f"{digest}:{_box_key(faces.boxes[0])}".encode()).hexdigest()
         with self._writing() as gallery:
             owner = gallery.owner_of_hash(digest)
             if owner is not None:
-                raise InputError(f"this image is already enrolled as {owner!r}")
+                what = "face of this image" if box is not None else "image"
+                raise InputError(f"this {what} is already enrolled as {owner!r}")
             record = FaceRecord(
                 name,
                 source or label,
@@ -530,6 +547,50 @@ class FaceSearch:
         batcher.flush()
         return vectors, found
 
+    def verify(
+        self,
+        first: ImageInput,
+        second: ImageInput,
+        *,
+        threshold: float | Threshold | None = None,
+    ) -> Verification:
+        """Whether two photos show the same person (1:1): the most prominent face of each,
+        compared. The threshold is ``threshold`` if given, else the 1:1 default
+        (``threshold.verification_threshold``), not the gallery's, which is for naming one of
+        everyone enrolled. InputError when a photo has no face."""
+        if threshold is None:
+            rule = verification_threshold()
+        elif isinstance(threshold, Threshold):
+            rule = threshold
+        else:
+            rule = given(threshold)
+        decoded = [_as_image(first), _as_image(second)]
+        found = self.detector.detect_many([pil for _, pil in decoded])
+        sides: list[VerifiedFace] = []
+        chosen: list[Faces] = []
+        for (label, pil), faces in zip(decoded, found):
+            if len(faces) == 0:
+                raise InputError(f"{label}: no face detected")
+            face = faces[most_prominent(faces, pil.size)]
+            sides.append(
+                VerifiedFace(label, as_box(face.boxes[0]), float(face.scores[0]), len(faces))
+            )
+            chosen.append(face)
+        import torch
+
+        crops = [crop_faces(pil, face) for (_, pil), face in zip(decoded, chosen)]
+        a, b = self.embedder.embed(torch.cat(crops))  # both faces in one batch
+        similarity = float(np.dot(a, b))
+        distance = 1.0 - similarity
+        return Verification(
+            is_match(distance, rule),
+            similarity,
+            distance,
+            rule.value,
+            rule.source,
+            (sides[0], sides[1]),
+        )
+
     # -- the threshold -------------------------------------------------------------------------
 
     def threshold(self, explicit: float | Threshold | None = None) -> float:
@@ -598,6 +659,24 @@ def _matches(
             )
         )
     return out
+
+
+def _checked_box(box: Box, size: tuple[int, int]) -> Box:
+    """``box`` if it is a face box inside an image of ``size``, else InputError saying why."""
+    try:
+        x1, y1, x2, y2 = as_box(box)
+    except (TypeError, ValueError):
+        raise InputError(f"a box is four numbers [x1, y1, x2, y2], got {box!r}") from None
+    w, h = size
+    finite = all(np.isfinite([x1, y1, x2, y2]))
+    if not (finite and x1 < x2 and y1 < y2 and x2 > 0 and y2 > 0 and x1 < w and y1 < h):
+        raise InputError(f"box {[x1, y1, x2, y2]} is not a face box inside the {w}x{h} image")
+    return (x1, y1, x2, y2)
+
+
+def _box_key(box: np.ndarray) -> str:
+    """A box as text for hashing: whole pixels, so a box sent back by a client still matches."""
+    return ",".join(str(round(float(v))) for v in box)
 
 
 def _reason(err: Exception, label: str) -> str:

@@ -175,6 +175,14 @@ def default_threshold(
     return Threshold(round(t, 3), source, "default")
 
 
+def verification_threshold(far: float = DEFAULT_FAR) -> Threshold:
+    """The default threshold of a 1:1 comparison (``FaceSearch.verify``): one stranger, one
+    chance, so ``default_threshold`` of one person, worded for what it is."""
+    rule = default_threshold(1, far)
+    source = f"default for 1:1 verification: a stranger accepted <= {far:.0%} (lfw_dev measurement)"
+    return Threshold(rule.value, source, "default")
+
+
 def is_match(distance: float | None, threshold: Threshold | float) -> bool:
     """Whether a face at ``distance`` from its nearest person is that person (``<=``)."""
     return distance is not None and bool(matches(distance, threshold))

@@ -150,6 +150,47 @@ class ImageResult:
 
 
 @dataclass(frozen=True)
+class VerifiedFace:
+    """The face of one photo that ``FaceSearch.verify`` compared: the most prominent of
+    ``faces_found``."""
+
+    image: str
+    box: Box
+    score: float
+    faces_found: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "box": _box(self.box),
+            "score": round(self.score, 4),
+            "faces_found": self.faces_found,
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether two photos show the same person (1:1): ``same`` when ``distance <= threshold``."""
+
+    same: bool
+    similarity: float
+    distance: float
+    threshold: float
+    threshold_source: str
+    faces: tuple[VerifiedFace, VerifiedFace]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "same_person": self.same,
+            "similarity": round(self.similarity, 4),
+            "distance": round(self.distance, 4),
+            "threshold": round(self.threshold, 4),
+            "threshold_source": self.threshold_source,
+            "faces": [f.to_dict() for f in self.faces],
+        }
+
+
+@dataclass(frozen=True)
 class Skip:
     """A photo that enroll did not add, and why (``reason`` is one of SKIP_REASONS)."""
 

@@ -12,7 +12,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing facesearch and its dependencies into $VENV (first run: a few minutes)" >&2
     log="$VENV/pip-install.log"
-    if ! "$VENV/bin/python" -m pip install -e "$REPO[test]" >"$log" 2>&1; then
+    if ! "$VENV/bin/python" -m pip install -e "$REPO[test,server]" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
         echo "error: installing facesearch failed (full log: $log)" >&2
         exit 1

@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per resource: health, recognition (identify, verify), people, faces, info."""

@@ -1,0 +1,346 @@
+// facesearch page: calls the public API (/api/v1) and nothing else. No build step.
+"use strict";
+
+const API = "api/v1"; // relative: works behind a reverse proxy under a sub-path
+const KEY_STORE = "facesearch-api-key";
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  maxUpload: 20 * 1024 * 1024,
+  people: [], // [{name, faces, created, face_id}]
+  identified: null, // {file, result} of the photo shown
+  selected: null, // index of the face picked in it
+  person: null, // name of the person shown in detail
+  blobUrls: [], // thumbnails fetched with the key, revoked when redrawn
+};
+
+// -- the API ------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  const key = localStorage.getItem(KEY_STORE);
+  if (key) headers["X-API-Key"] = key;
+  if (body && !(body instanceof FormData)) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(body);
+  }
+  const response = await fetch(`${API}/${path}`, { method, headers, body });
+  if (response.status === 401) $("key-form").hidden = false;
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (await response.json()).error || message;
+    } catch (_) { /* not JSON: keep the status line */ }
+    throw new ApiError(response.status, message);
+  }
+  const type = response.headers.get("content-type") || "";
+  return type.includes("application/json") ? response.json() : response.blob();
+}
+
+const person = (name) => `people/${encodeURIComponent(name)}`;
+
+async function thumbnailUrl(faceId) {
+  const blob = await api("GET", `faces/${faceId}/thumbnail`);
+  const url = URL.createObjectURL(blob);
+  state.blobUrls.push(url);
+  return url;
+}
+
+// -- small helpers ------------------------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function say(text, isError = false) {
+  const box = $("message");
+  box.textContent = text;
+  box.className = isError ? "error" : "";
+  box.hidden = !text;
+}
+
+async function attempt(action) {
+  try {
+    say("");
+    await action();
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+function dropZone(zone, input, onFiles) {
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onFiles([...e.dataTransfer.files]);
+  });
+  input.addEventListener("change", () => onFiles([...input.files]));
+}
+
+const fmt = (x) => (x === null || x === undefined ? "–" : x.toFixed(3));
+
+// -- header: the gallery and the threshold in force ---------------------------------------------
+
+async function loadInfo() {
+  const info = await api("GET", "info");
+  state.maxUpload = info.server.max_upload_bytes;
+  document.body.classList.toggle("read-only", info.server.access !== "read-write");
+  $("summary").textContent = `${info.people} people, ${info.faces} faces`;
+  $("threshold").textContent = `threshold ${fmt(info.threshold)} (${info.threshold_source})`;
+  $("key-form").hidden = true;
+}
+
+// -- identify -----------------------------------------------------------------------------------
+
+async function identify(file) {
+  const form = new FormData();
+  form.append("file", file, file.name || "pasted.png");
+  const result = await api("POST", "identify", form);
+  state.identified = { file, result };
+  state.selected = null;
+  showIdentified();
+}
+
+function describe(face) {
+  if (face.name) {
+    return `${face.name}: similarity ${fmt(face.similarity)} (distance ${fmt(face.distance)})`;
+  }
+  return face.nearest
+    ? `unknown: nearest ${face.nearest}, similarity ${fmt(face.similarity)}, rejected`
+    : "unknown: no one enrolled yet";
+}
+
+function showIdentified() {
+  const { file, result } = state.identified;
+  const img = $("identify-img");
+  if (img.dataset.file !== file.name + file.size) {
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(file);
+    img.dataset.file = file.name + file.size;
+  }
+  const photo = $("identify-photo");
+  photo.querySelectorAll(".face-box").forEach((b) => b.remove());
+  const list = $("identify-faces");
+  list.replaceChildren();
+  result.faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = face.box;
+    const known = face.name !== null;
+    const box = el("button", {
+      type: "button",
+      className: `face-box ${known ? "known" : "unknown"}`,
+      title: describe(face),
+    }, el("span", { className: "face-label", textContent: face.name || "unknown" }));
+    box.dataset.index = i;
+    box.dataset.name = face.name || "";
+    box.style.left = `${(100 * x1) / result.width}%`;
+    box.style.top = `${(100 * y1) / result.height}%`;
+    box.style.width = `${(100 * (x2 - x1)) / result.width}%`;
+    box.style.height = `${(100 * (y2 - y1)) / result.height}%`;
+    if (y1 < 0.08 * result.height) box.classList.add("label-below");
+    if (state.selected === i) box.classList.add("selected");
+    box.addEventListener("click", () => selectFace(i));
+    photo.append(box);
+    list.append(el("li", {},
+      el("span", { className: known ? "known" : "unknown", textContent: face.name || "unknown" }),
+      ` ${describe(face).replace(/^[^:]*: /, "")} `,
+      el("button", { type: "button", textContent: "name this face", className: "writer",
+                     onclick: () => selectFace(i) })));
+  });
+  $("identify-result").hidden = false;
+  const n = result.faces.length;
+  say(n ? "" : "No face found in this photo.");
+  $("face-actions").hidden = state.selected === null;
+}
+
+function selectFace(i) {
+  state.selected = i;
+  const face = state.identified.result.faces[i];
+  $("face-actions-title").textContent = `Face ${i + 1}: ${describe(face)}`;
+  $("existing-person").replaceChildren(
+    ...state.people.map((p) => el("option", { value: p.name, textContent: p.name })));
+  showIdentified();
+  $("new-person-name").focus();
+}
+
+async function enrollSelected(name) {
+  const { result } = state.identified;
+  const face = result.faces[state.selected];
+  const form = new FormData();
+  form.append("face_from", result.token);
+  form.append("box", face.box.join(","));
+  await api("POST", `${person(name)}/faces`, form);
+  say(`Added this face to ${name}.`);
+  await Promise.all([loadPeople(), loadInfo()]);
+  await identify(state.identified.file); // show the new name over the face
+}
+
+// -- enroll -------------------------------------------------------------------------------------
+
+// Photos go in as few requests as the upload limit allows; each photo's outcome is listed.
+function batches(files) {
+  const limit = 0.9 * state.maxUpload;
+  const out = [];
+  let batch = [];
+  let size = 0;
+  for (const f of files) {
+    if (batch.length && (size + f.size > limit || batch.length >= 16)) {
+      out.push(batch);
+      batch = [];
+      size = 0;
+    }
+    batch.push(f);
+    size += f.size;
+  }
+  if (batch.length) out.push(batch);
+  return out;
+}
+
+async function enroll(name, files) {
+  const outcome = $("enroll-outcome");
+  outcome.replaceChildren();
+  const line = (cls, text) => outcome.append(el("li", { className: cls, textContent: text }));
+  let added = 0;
+  for (const batch of batches(files)) {
+    const fits = batch.filter((f) => f.size <= state.maxUpload);
+    batch.filter((f) => f.size > state.maxUpload)
+      .forEach((f) => line("skipped", `${f.name}: too large for this server`));
+    if (!fits.length) continue;
+    const form = new FormData();
+    fits.forEach((f) => form.append("file", f, f.name));
+    const report = await api("POST", `${person(name)}/faces`, form);
+    const skipped = new Map(report.skipped.map((s) => [s.path, s]));
+    for (const f of fits) {
+      const s = skipped.get(f.name);
+      if (s) line("skipped", `${f.name}: ${s.reason.replace("_", " ")}${s.detail ? ` (${s.detail})` : ""}`);
+      else line("added", `${f.name}: added`);
+    }
+    added += report.enrolled;
+  }
+  say(`Enrolled ${added} photo(s) of ${name}.`, added === 0);
+  await Promise.all([loadPeople(), loadInfo()]);
+}
+
+// -- people -------------------------------------------------------------------------------------
+
+async function loadPeople() {
+  const { people } = await api("GET", "people");
+  state.people = people;
+  state.blobUrls.forEach((u) => URL.revokeObjectURL(u));
+  state.blobUrls = [];
+  const grid = $("people-grid");
+  grid.replaceChildren(...people.map((p) => {
+    const picture = el("div", { className: "no-thumb" });
+    if (p.face_id !== null) {
+      thumbnailUrl(p.face_id).then((url) =>
+        picture.replaceWith(el("img", { src: url, alt: p.name })), () => {});
+    }
+    const card = el("button", { type: "button", className: "card", onclick: () => showPerson(p.name) },
+      picture, el("span", { className: "name", textContent: p.name }),
+      el("span", { className: "muted", textContent: ` ${p.faces}` }));
+    const item = el("li", {}, card);
+    item.dataset.name = p.name;
+    return item;
+  }));
+  if (!people.length) grid.append(el("li", { className: "muted", textContent: "No one enrolled yet." }));
+  if (state.person && !people.some((p) => p.name === state.person)) $("person").hidden = true;
+  else if (state.person) await showPerson(state.person);
+}
+
+async function showPerson(name) {
+  const detail = await api("GET", person(name));
+  state.person = name;
+  $("person-name").textContent = `${detail.person.name} (${detail.faces.length} faces)`;
+  $("rename-name").value = detail.person.name;
+  $("person-faces").replaceChildren(...detail.faces.map((f) => {
+    const picture = el("div", { className: "no-thumb" });
+    if (f.has_thumbnail) {
+      thumbnailUrl(f.id).then((url) => picture.replaceWith(el("img", { src: url, alt: `face ${f.id}` })), () => {});
+    }
+    const remove = el("button", { type: "button", className: "remove-face writer", textContent: "remove",
+                                  title: `remove face ${f.id} (${f.source_path})` });
+    remove.addEventListener("click", () => attempt(async () => {
+      await api("DELETE", `faces/${f.id}`);
+      await Promise.all([loadPeople(), loadInfo()]);
+    }));
+    return el("li", { title: `${f.source_path}, added ${f.added}` }, picture, remove);
+  }));
+  $("person").hidden = false;
+}
+
+// -- wiring -------------------------------------------------------------------------------------
+
+function wire() {
+  dropZone($("identify-drop"), $("identify-file"), (files) => files[0] && attempt(() => identify(files[0])));
+  document.addEventListener("paste", (e) => {
+    const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) attempt(() => identify(file));
+  });
+
+  let enrollFiles = [];
+  dropZone($("enroll-drop"), $("enroll-files"), (files) => {
+    enrollFiles = files;
+    $("enroll-chosen").textContent = `${files.length} photo(s) chosen`;
+  });
+  $("enroll-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!enrollFiles.length) return say("Choose photos to enroll.", true);
+    const button = $("enroll-submit");
+    button.disabled = true;
+    attempt(() => enroll($("enroll-name").value, enrollFiles)).finally(() => { button.disabled = false; });
+  });
+
+  $("new-person-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    attempt(() => enrollSelected($("new-person-name").value));
+  });
+  $("existing-person-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    attempt(() => enrollSelected($("existing-person").value));
+  });
+
+  $("rename-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    attempt(async () => {
+      const r = await api("PATCH", person(state.person), { name: $("rename-name").value });
+      state.person = r.new;
+      say(r.merged ? `Merged ${r.old} into ${r.new} (${r.faces} faces moved).` : `Renamed ${r.old} to ${r.new}.`);
+      await Promise.all([loadPeople(), loadInfo()]);
+    });
+  });
+  $("delete-person").addEventListener("click", () => {
+    if (!confirm(`Delete ${state.person} and all their faces?`)) return;
+    attempt(async () => {
+      const r = await api("DELETE", person(state.person));
+      say(`Deleted ${r.name} (${r.faces_removed} faces).`);
+      state.person = null;
+      $("person").hidden = true;
+      await Promise.all([loadPeople(), loadInfo()]);
+    });
+  });
+
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    localStorage.setItem(KEY_STORE, $("key-input").value.trim());
+    attempt(start);
+  });
+}
+
+async function start() {
+  await loadInfo();
+  await loadPeople();
+}
+
+wire();
+attempt(start);

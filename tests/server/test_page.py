@@ -1,0 +1,179 @@
+"""The web page in a real headless Chromium against a real ``facesearch serve`` process, from
+an empty gallery: enroll two people through the form, identify a group photo, see the names
+over the right faces, name an unknown face; a screenshot for the docs.
+
+Needs Chromium (Debian's ``chromium`` package, driven by Playwright): without it these tests
+skip, saying how to install it, except under CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+from .conftest import BBT, GROUP, serve_process, stop
+
+pytestmark = pytest.mark.browser
+
+HOW_TO_INSTALL = (
+    "apt-get install chromium (Debian/Ubuntu; scripts/test.sh does it when run as root), "
+    "or set FACESEARCH_CHROMIUM to a Chromium or Chrome binary"
+)
+# Where the screenshot goes: out/ (ignored) unless FACESEARCH_SCREENSHOT names another file,
+# e.g. FACESEARCH_SCREENSHOT=docs/img/serve.png to refresh the one in the docs.
+SCREENSHOT = Path(os.environ.get("FACESEARCH_SCREENSHOT", REPO / "out" / "serve.png"))
+
+# bbt1.jpg (1366 x 768): where the faces are, in its pixels (facesearch identify, checked by eye)
+SHELDON = (1001, 76, 1096, 212)
+HOWARD = (730, 136, 819, 251)
+RAJ = (216, 130, 307, 253)
+
+
+def chromium() -> str:
+    """The Chromium to drive, or skip (fail under CI) saying how to get one."""
+    path = os.environ.get("FACESEARCH_CHROMIUM") or next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "playwright is not installed: pip install -e '.[test]'"
+    if problem is None and path is None:
+        problem = f"no Chromium found: {HOW_TO_INSTALL}"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {problem}")
+        pytest.skip(f"browser tests skipped: {problem}")
+    return path  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One real server for the module, on an empty gallery."""
+    proc, url = serve_process(tmp_path_factory.mktemp("page") / "gallery")
+    yield url
+    assert stop(proc) == 0
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    page.wait_for_selector("#people-grid li")
+    yield page
+    assert not errors, errors
+    page.close()
+
+
+def enroll(page, name: str) -> None:
+    page.fill("#enroll-name", name)
+    page.set_input_files("#enroll-files", sorted(str(p) for p in (BBT / name).iterdir()))
+    page.click("#enroll-submit")
+    # the outcome list is filled, then the message says so, then the grid shows the person
+    page.wait_for_selector(f"#people-grid li[data-name='{name}']")
+    assert page.inner_text("#message") == f"Enrolled 5 photo(s) of {name}."
+
+
+def over(page, box, face) -> bool:
+    """Whether the drawn box ``box`` (a locator) lies over ``face`` (image pixels)."""
+    img = page.locator("#identify-img").bounding_box()
+    drawn = box.bounding_box()
+    scale = img["width"] / 1366
+    cx = img["x"] + scale * (face[0] + face[2]) / 2
+    cy = img["y"] + scale * (face[1] + face[3]) / 2
+    return (
+        drawn["x"] <= cx <= drawn["x"] + drawn["width"]
+        and drawn["y"] <= cy <= drawn["y"] + drawn["height"]
+    )
+
+
+def identify(page, path: Path, faces: int) -> None:
+    page.set_input_files("#identify-file", str(path))
+    page.wait_for_function(
+        "n => document.querySelectorAll('#identify-photo .face-box').length === n", arg=faces
+    )
+
+
+def test_enroll_two_people_through_the_form(page):
+    for name in ("sheldon", "howard"):
+        enroll(page, name)
+        outcome = page.locator("#enroll-outcome li.added")
+        assert outcome.count() == 5
+    assert page.locator("#people-grid li").count() == 2
+    assert "2 people, 10 faces" in page.inner_text("#summary")
+    assert "threshold" in page.inner_text("#threshold")
+
+
+def test_identify_a_group_photo_names_the_right_faces(page):
+    identify(page, GROUP / "bbt1.jpg", 4)
+    sheldon = page.locator(".face-box[data-name='sheldon']")
+    howard = page.locator(".face-box[data-name='howard']")
+    assert sheldon.count() == 1 and howard.count() == 1
+    assert sheldon.inner_text() == "sheldon" and howard.inner_text() == "howard"
+    assert over(page, sheldon, SHELDON) and over(page, howard, HOWARD)
+    assert "known" in sheldon.get_attribute("class")
+    assert "similarity" in sheldon.get_attribute("title")
+    unknown = page.locator(".face-box.unknown")
+    assert unknown.count() == 2 and set(unknown.all_inner_texts()) == {"unknown"}
+
+
+def test_add_an_unknown_face_as_a_new_person(page):
+    raj = next(b for b in page.locator(".face-box.unknown").all() if over(page, b, RAJ))
+    raj.click()
+    page.fill("#new-person-name", "raj")
+    page.click("#new-person-form button[type=submit]")
+    page.wait_for_selector(".face-box[data-name='raj']")
+    assert over(page, page.locator(".face-box[data-name='raj']"), RAJ)
+    page.wait_for_selector("#people-grid li[data-name='raj']")
+    assert "3 people, 11 faces" in page.inner_text("#summary")
+    # thumbnails of everyone, as the grid shows them
+    page.wait_for_function("document.querySelectorAll('#people-grid img').length === 3")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_rename_and_remove_a_face_through_the_page(page):
+    page.click("#people-grid li[data-name='raj'] button")
+    page.wait_for_selector("#person:not([hidden])")
+    page.fill("#rename-name", "Raj Koothrappali")
+    page.click("#rename-form button[type=submit]")
+    page.wait_for_selector("#people-grid li[data-name='Raj Koothrappali']")
+    page.click("#people-grid li[data-name='howard'] button")
+    page.wait_for_function(
+        "document.querySelector('#person-name').textContent.startsWith('howard')"
+    )
+    page.locator("#person-faces .remove-face").first.click()
+    page.wait_for_function(
+        "document.querySelector('#person-name').textContent.includes('(4 faces)')"
+    )
+
+
+def test_the_page_fits_a_phone(browser, server):
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto(server)
+    phone.wait_for_selector("#people-grid li")
+    identify(phone, GROUP / "bbt1.jpg", 4)
+    width = phone.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= 390
+    img = phone.locator("#identify-img").bounding_box()
+    assert img["width"] <= 390
+    phone.close()
