@@ -17,6 +17,7 @@ from .annotate import FaceAnnotator
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import (
+    FaceNotFoundError,
     FaceSearchError,
     GalleryError,
     ImageError,
@@ -29,7 +30,17 @@ from .gallery import DTYPES, Gallery, IndexParams, open_gallery
 from .images import LoadedImage, image_from_bytes, load_image
 from .pipeline import FaceSearch
 from .threshold import Threshold, default_threshold, given, name_for
-from .types import Candidate, EnrollReport, FaceMatch, Faces, ImageResult, Person, Skip
+from .types import (
+    Candidate,
+    EnrollReport,
+    FaceInfo,
+    FaceMatch,
+    Faces,
+    ImageResult,
+    Person,
+    RenameResult,
+    Skip,
+)
 
 __all__ = [
     "FaceSearch",
@@ -54,11 +65,14 @@ __all__ = [
     "ImageResult",
     "EnrollReport",
     "Person",
+    "FaceInfo",
+    "RenameResult",
     "Skip",
     "FaceSearchError",
     "InputError",
     "ImageError",
     "PersonNotFoundError",
+    "FaceNotFoundError",
     "GalleryError",
     "ModelMismatchError",
     "WeightsError",
