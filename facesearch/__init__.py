@@ -17,6 +17,7 @@ from .annotate import FaceAnnotator
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import (
+    FaceNotFoundError,
     FaceSearchError,
     GalleryError,
     ImageError,
@@ -32,10 +33,12 @@ from .threshold import Threshold, default_threshold, given, name_for
 from .types import (
     Candidate,
     EnrollReport,
+    FaceInfo,
     FaceMatch,
     Faces,
     ImageResult,
     Person,
+    RenameResult,
     Skip,
     Verification,
     VerifiedFace,
@@ -64,6 +67,8 @@ __all__ = [
     "ImageResult",
     "EnrollReport",
     "Person",
+    "FaceInfo",
+    "RenameResult",
     "Skip",
     "Verification",
     "VerifiedFace",
@@ -71,6 +76,7 @@ __all__ = [
     "InputError",
     "ImageError",
     "PersonNotFoundError",
+    "FaceNotFoundError",
     "GalleryError",
     "ModelMismatchError",
     "WeightsError",

@@ -108,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remove", "remove a person and all their faces")
     p.add_argument("name")
 
+    p = add("faces", "list the stored faces of a person (or all, or the unassigned ones)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="whose faces (default: everyone's)")
+    p.add_argument("--unassigned", action="store_true", help="the faces of no one yet")
+    p.add_argument("--json", action="store_true")
+
+    p = add("remove-face", "remove one face by its id (see faces); a person's last takes them too")
+    p.add_argument("face_id", type=int, metavar="ID")
+
+    p = add("rename", "rename a person; to the name of someone enrolled, merge the two")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+
     p = add("info", "gallery counts, model, index parameters, threshold, file sizes")
     p.add_argument("--json", action="store_true")
 
@@ -396,6 +408,22 @@ def run(args: argparse.Namespace) -> int:
             n = fs.remove(args.name)
             print(f"Removed {args.name!r} and {n} face(s)")
             return 0
+        if args.command == "faces":
+            return _cmd_faces(fs, args)
+        if args.command == "remove-face":
+            face = fs.remove_face(args.face_id)
+            owner = "unassigned" if face.person is None else repr(face.person)
+            print(f"Removed face {face.id} ({owner}, {face.source_path})")
+            if face.person is not None and face.person not in {p.name for p in fs.people()}:
+                print(f"That was the last face of {owner}: they are no longer enrolled")
+            return 0
+        if args.command == "rename":
+            result = fs.rename(args.old, args.new)
+            if result.merged:
+                print(f"{result.old!r} merged into {result.new!r}: {result.faces} face(s) moved")
+            else:
+                print(f"Renamed {result.old!r} to {result.new!r} ({result.faces} face(s))")
+            return 0
         if args.command == "info":
             info = fs.info()
             if args.json:
@@ -438,6 +466,24 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "serve":
             return _cmd_serve(fs, args)
     raise AssertionError(args.command)
+
+
+def _cmd_faces(fs: FaceSearch, args: argparse.Namespace) -> int:
+    if args.name is not None and args.unassigned:
+        raise InputError("give a NAME or --unassigned, not both")
+    faces = fs.faces(args.name, unassigned=args.unassigned)
+    if args.json:
+        print(json.dumps({"faces": [f.to_dict() for f in faces]}, indent=2, ensure_ascii=False))
+        return 0
+    for f in faces:
+        box = "[" + ", ".join(f"{v:.0f}" for v in f.box) + "]"
+        person = "-" if f.person is None else f.person
+        print(f"{f.id}\t{person}\t{f.source_path}\t{box}\t{f.score:.2f}\t{f.added}")
+    whose = (
+        f" of {args.name!r}" if args.name is not None else " unassigned" if args.unassigned else ""
+    )
+    print(f"{len(faces)} face(s){whose}", file=sys.stderr)
+    return 0
 
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "multipart", "python_multipart")

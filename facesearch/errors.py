@@ -7,6 +7,7 @@ __all__ = [
     "InputError",
     "ImageError",
     "PersonNotFoundError",
+    "FaceNotFoundError",
     "GalleryError",
     "ModelMismatchError",
     "WeightsError",
@@ -27,6 +28,10 @@ class ImageError(InputError):
 
 class PersonNotFoundError(InputError):
     """The named person is not enrolled in the gallery."""
+
+
+class FaceNotFoundError(InputError):
+    """No face with the given id (label) is stored in the gallery."""
 
 
 class GalleryError(FaceSearchError):

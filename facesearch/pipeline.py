@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .config import display_location, resolve_gallery_location
-from .crops import crop_faces
+from .crops import crop_faces, face_thumbnail
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
 from .errors import GalleryError, InputError
@@ -43,11 +43,13 @@ from .types import (
     Candidate,
     ChosenFace,
     EnrollReport,
+    FaceInfo,
     FaceMatch,
     FaceRecord,
     Faces,
     ImageResult,
     Person,
+    RenameResult,
     Skip,
     Verification,
     VerifiedFace,
@@ -365,7 +367,15 @@ class FaceSearch:
 
             def commit(people: list[str], subjects: list[Subject], vectors: np.ndarray) -> None:
                 records = [
-                    FaceRecord(person, s.image.path, s.image.sha256, s.box, s.score, v)
+                    FaceRecord(
+                        person,
+                        s.image.path,
+                        s.image.sha256,
+                        s.box,
+                        s.score,
+                        v,
+                        face_thumbnail(s.image.image, s.box),
+                    )
                     for person, s, v in zip(people, subjects, vectors)
                 ]
                 gallery.add(records)
@@ -431,6 +441,7 @@ class FaceSearch:
                 as_box(faces.boxes[0]),
                 float(faces.scores[0]),
                 vector,
+                face_thumbnail(pil, faces.boxes[0]),
             )
             return gallery.add([record])[0]
 
@@ -619,6 +630,34 @@ class FaceSearch:
         """Remove a person and all their faces; returns the number of faces removed."""
         with self._writing() as gallery:
             return gallery.remove_person(name)
+
+    def faces(self, name: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
+        """The stored faces of ``name``, the unassigned ones, or (neither given) all, by id."""
+        with self._reading() as gallery:
+            return gallery.faces(name, unassigned=unassigned)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The JPEG thumbnail stored with a face; None if it has none (enrolled before 0.3)."""
+        with self._reading() as gallery:
+            return gallery.thumbnail(face_id)
+
+    def remove_face(self, face_id: int) -> FaceInfo:
+        """Remove one face (a person's last one removes the person); returns what it was."""
+        with self._writing() as gallery:
+            return gallery.remove_face(face_id)
+
+    def rename(self, old: str, new: str) -> RenameResult:
+        """Rename a person; to the name of someone enrolled, merge the two (``merged``)."""
+        new = validate_name(new)
+        with self._writing() as gallery:
+            return gallery.rename_person(old, new)
+
+    def assign(self, face_ids: Sequence[int], name: str) -> int:
+        """Give faces (unassigned, or someone else's) to ``name``, enrolling them if new;
+        returns how many changed owner."""
+        name = validate_name(name)
+        with self._writing() as gallery:
+            return gallery.assign_faces(face_ids, name)
 
     def reindex(self, params: IndexParams | None = None) -> int:
         """Rebuild the HNSW index from the database (with ``params``: as the gallery's new ones)."""

@@ -259,11 +259,55 @@ class Person:
 
 @dataclass(frozen=True)
 class FaceRecord:
-    """A face to store: who, from which photo (path and content hash), where, and its embedding."""
+    """A face to store: who (None: no one yet, see ``FaceInfo``), from which photo (path and
+    content hash), where, its embedding, and a small JPEG of it (``crops.face_thumbnail``)."""
 
-    person: str
+    person: str | None
     source_path: str
     image_sha256: str
     box: tuple[float, float, float, float]
     score: float
     embedding: np.ndarray
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """A stored face, without its embedding: its label (``id``), who it belongs to, where from.
+
+    ``person`` is None for an unassigned face: stored and counted, but never a match for anyone
+    until it is assigned to a person. ``added`` is when it was stored (ISO 8601, UTC).
+    """
+
+    id: int
+    person: str | None
+    source_path: str
+    box: Box
+    score: float
+    added: str
+    has_thumbnail: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "person": self.person,
+            "source_path": self.source_path,
+            "box": _box(self.box),
+            "score": round(self.score, 4),
+            "added": self.added,
+            "has_thumbnail": self.has_thumbnail,
+        }
+
+
+@dataclass(frozen=True)
+class RenameResult:
+    """What renaming a person did: ``merged`` when ``new`` was already someone, whose faces
+    ``old``'s then joined; ``faces`` is how many faces changed name."""
+
+    old: str
+    new: str
+    merged: bool
+    faces: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old": self.old, "new": self.new, "merged": self.merged, "faces": self.faces}

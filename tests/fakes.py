@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from facesearch.cli import main
 from facesearch.types import FaceRecord
 
 MODEL, DIM = "test-model", 32  # a gallery of synthetic vectors, not FaceNet's
+# a schema-1 gallery directory made by the release before schema 2 (make_fixture.py says how)
+GALLERY_V1 = Path(__file__).resolve().parent / "data" / "gallery_v1"
 
 
 def unit(rng, n, d=DIM):
@@ -16,11 +21,20 @@ def unit(rng, n, d=DIM):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def records(rng, person, n, tag=""):
-    """``n`` faces of ``person`` with random unit embeddings and distinct content hashes."""
+def records(rng, person, n, tag="", dim=DIM, thumbnail=None):
+    """``n`` faces of ``person`` (None: unassigned) with random unit embeddings and distinct
+    content hashes; ``thumbnail``: bytes stored with each (made distinct per face)."""
     return [
-        FaceRecord(person, f"{person}/{i}.jpg", f"{person}{tag}-{i}", (0, 0, 10, 10), 0.99, v)
-        for i, v in enumerate(unit(rng, n))
+        FaceRecord(
+            person,
+            f"{person}/{i}.jpg",
+            f"{person}{tag}-{i}",
+            (0, 0, 10, 10),
+            0.99,
+            v,
+            None if thumbnail is None else thumbnail + f"-{person}{tag}-{i}".encode(),
+        )
+        for i, v in enumerate(unit(rng, n, dim))
     ]
 
 
@@ -36,3 +50,11 @@ def one_line_error(err):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), err
     return lines[0]
+
+
+def v1_records():
+    """The faces in ``GALLERY_V1`` (its person "gone" was removed again), recomputed."""
+    spec = importlib.util.spec_from_file_location("make_fixture", GALLERY_V1 / "make_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [r for r in module.fixture_records() if r.person != "gone"]

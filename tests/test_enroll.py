@@ -221,3 +221,39 @@ def test_remove_and_reindex(enrolled_copy, make_fs):
     assert "sheldon" not in {c.name for f in faces for c in f.candidates}
     assert fs.reindex() == sum(before.values()) - before["sheldon"]
     assert {f.name for f in fs.identify(FACES / "bbt" / "group" / "bbt2.jpg").faces} >= {"leonard"}
+
+
+def test_enrolled_faces_keep_a_thumbnail(make_fs):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    fs = make_fs()
+    fs.enroll_person("amy", sorted((BBT / "amy").iterdir())[:2])
+    frame = np.asarray(Image.open(BBT / "penny" / "penny1.png").convert("RGB"))
+    label = fs.enroll_face("penny", frame)
+    faces = fs.faces()
+    assert [f.person for f in faces] == ["amy", "amy", "penny"] and faces[-1].id == label
+    for f in faces:
+        assert f.has_thumbnail
+        thumb = Image.open(io.BytesIO(fs.thumbnail(f.id)))
+        assert thumb.format == "JPEG" and thumb.size == (112, 112)
+        # the thumbnail is the enrolled face: it is found as that person again
+        assert fs.identify(thumb.convert("RGB")).faces[0].name == f.person
+
+
+def test_rename_merge_and_remove_faces_with_real_photos(enrolled_copy, make_fs):
+    fs = make_fs(enrolled_copy)
+    group = FACES / "bbt" / "group" / "bbt2.jpg"
+    before = {p.name: p.faces for p in fs.people()}
+    assert {f.name for f in fs.identify(group).faces} == {"leonard", "sheldon", None}
+    result = fs.rename("sheldon", "leonard")  # two people are one: merge
+    assert result.merged and result.faces == before["sheldon"]
+    assert {f.name for f in fs.identify(group).faces} == {"leonard", None}
+    people = {p.name: p.faces for p in fs.people()}
+    assert people["leonard"] == before["leonard"] + before["sheldon"] and "sheldon" not in people
+    for face in fs.faces("leonard"):
+        fs.remove_face(face.id)
+    assert "leonard" not in {p.name for p in fs.people()}
+    assert {f.name for f in fs.identify(group).faces} == {None}

@@ -2,7 +2,13 @@
 
 Two backends implement it: a directory (``local.Gallery``: SQLite + a usearch HNSW index) and
 a PostgreSQL database (``postgres.PostgresGallery``: pgvector). Both pass
-``tests/test_gallery_contract.py`` and score people with ``scoring.score_people``.
+``tests/gallery/test_gallery_contract.py`` and score people with ``scoring.score_people``.
+
+A face belongs to one person or, unassigned (``person`` None), to no one yet: unassigned faces
+are stored, counted and exported like any other but are never search candidates, which only
+score people. A person exists while they have faces: a write that takes a person's last face
+(``remove_face``, ``assign_faces``, a merging ``rename_person``) removes the person too. Every
+write is one transaction and keeps the people's templates current.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..threshold import Threshold
-from ..types import Candidate, FaceRecord, Person
+from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
 from .index import IndexParams
 
 
@@ -36,7 +42,8 @@ class GalleryBackend(Protocol):
         ...
 
     def add(self, records: Sequence[FaceRecord]) -> list[int]:
-        """Store faces, creating people as needed, in one transaction; returns their labels."""
+        """Store faces, creating people as needed (a record's ``person`` None: unassigned), in
+        one transaction; returns their labels (face ids)."""
         ...
 
     def bulk_load(self) -> AbstractContextManager[None]:
@@ -47,8 +54,36 @@ class GalleryBackend(Protocol):
         """Delete a person and their faces (PersonNotFoundError if unknown); returns how many."""
         ...
 
+    def remove_face(self, face_id: int) -> FaceInfo:
+        """Delete one face (FaceNotFoundError if unknown), and its person if it was their last;
+        returns what the face was."""
+        ...
+
+    def assign_faces(self, face_ids: Sequence[int], name: str) -> int:
+        """Give faces (unassigned or someone's) to ``name``, created if new, in one transaction;
+        FaceNotFoundError (nothing changed) if any id is unknown. Returns how many changed owner."""
+        ...
+
+    def rename_person(self, old: str, new: str) -> RenameResult:
+        """Rename a person (PersonNotFoundError if unknown); if ``new`` is someone already, merge:
+        ``old``'s faces become ``new``'s and ``old`` is removed (``merged`` says which)."""
+        ...
+
     def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
+        ...
+
+    def face_of_hash(self, sha256: str) -> FaceInfo | None:
+        """The stored face of the photo with this content hash (assigned or not), if any."""
+        ...
+
+    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
+        """Stored faces by id: ``person``'s (PersonNotFoundError if unknown), the unassigned
+        ones, or (neither given) all."""
+        ...
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The face's JPEG thumbnail, None if it has none (FaceNotFoundError if unknown)."""
         ...
 
     def people(self) -> list[Person]:
@@ -57,10 +92,15 @@ class GalleryBackend(Protocol):
 
     def count_people(self) -> int: ...
 
-    def count_faces(self) -> int: ...
+    def count_faces(self) -> int:
+        """Every stored face, unassigned ones included."""
+        ...
+
+    def count_unassigned(self) -> int: ...
 
     def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
-        """Every stored face with its embedding as stored, in chunks."""
+        """Every stored face (unassigned ones too) with its embedding and thumbnail as stored,
+        in chunks."""
         ...
 
     def search(
@@ -72,7 +112,8 @@ class GalleryBackend(Protocol):
         device: str | None = None,
         ef: int | None = None,
     ) -> list[list[Candidate]]:
-        """Per query embedding, the nearest enrolled people, nearest first."""
+        """Per query embedding, the nearest enrolled people, nearest first (people only: an
+        unassigned face is never a candidate)."""
         ...
 
     def threshold(self, explicit: float | Threshold | None = None) -> Threshold:
@@ -92,7 +133,8 @@ class GalleryBackend(Protocol):
         ...
 
     def reindex(self, params: IndexParams | None = None) -> int:
-        """Rebuild the vector index (with ``params``: as the gallery's new ones); returns faces."""
+        """Rebuild the vector index (with ``params``: as the gallery's new ones); returns the
+        faces it holds (those of people)."""
         ...
 
     def flush(self) -> None: ...

@@ -3,8 +3,9 @@
 Layout of ``DIR``: ``gallery.sqlite3``, ``faces.usearch`` and ``faces.usearch.json`` (which
 database generation the index reflects), and ``.lock`` while a writer has it open.
 
-Writes go to the database first, in one transaction per batch; the index is updated in memory
-and saved atomically on ``flush``. A crash in between leaves the index behind the database, which
+The index holds the faces of people; unassigned faces are only in the database until they are
+assigned. Writes go to the database first, in one transaction per batch; the index is updated in
+memory and saved atomically on ``flush``. A crash in between leaves the index behind the database, which
 the next open notices (generation or count differ) and repairs by adding/removing the missing
 labels, or rebuilding outright if the index file is unreadable.
 """
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..errors import GalleryError, InputError
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, FaceRecord, Person
+from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
 from .index import FaceIndex, IndexParams, exact_path
 from .scoring import candidate_faces, refine_candidates, score_people
 from .store import GalleryStore
@@ -181,7 +182,7 @@ class Gallery:
             return None
 
     def _open_index(self) -> FaceIndex:
-        count = self.store.count_faces()
+        count = self.store.count_indexed()
         meta = self._read_index_meta()
         in_step = (
             meta is not None
@@ -291,7 +292,12 @@ class Gallery:
         ids = self.store.add_faces(records, self.model_id)
         self._template_cache.clear()
         self._threshold = None
-        self.index.add(np.asarray(ids, np.int64), np.stack([r.embedding for r in records]))
+        indexed = [i for i, r in enumerate(records) if r.person is not None]
+        if indexed:
+            self.index.add(
+                np.asarray([ids[i] for i in indexed], np.int64),
+                np.stack([records[i].embedding for i in indexed]),
+            )
         self._dirty = True
         return ids
 
@@ -311,9 +317,56 @@ class Gallery:
         self.flush()
         return len(ids)
 
+    def _changed(self) -> None:
+        """After a write: templates and the default threshold may differ; save the index."""
+        self._template_cache.clear()
+        self._threshold = None
+        self._dirty = True
+        self.flush()
+
+    def remove_face(self, face_id: int) -> FaceInfo:
+        """Delete one face, and its person if it was their last; returns what the face was."""
+        self._require_writable()
+        info, person_id = self.store.remove_face(face_id)
+        if person_id is not None:
+            self.index.remove(np.asarray([info.id], np.int64))
+        self._changed()
+        return info
+
+    def assign_faces(self, face_ids: Sequence[int], name: str) -> int:
+        """Give faces to ``name`` (created if new); returns how many changed owner."""
+        self._require_writable()
+        moved, newly = self.store.assign_faces(face_ids, name)
+        for labels, vectors in self.store.embeddings(newly):
+            self.index.add(labels, vectors)
+        self._changed()
+        return len(moved)
+
+    def rename_person(self, old: str, new: str) -> RenameResult:
+        """Rename a person, or merge them into ``new`` if that is someone already."""
+        self._require_writable()
+        result = self.store.rename_person(old, new)
+        self._changed()  # the labels stay; who they belong to is read from the database
+        return result
+
     def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
         return self.store.owner_of_hash(sha256)
+
+    def face_of_hash(self, sha256: str) -> FaceInfo | None:
+        """The stored face of the photo with this content hash (assigned or not), if any."""
+        return self.store.face_of_hash(sha256)
+
+    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
+        """Stored faces by id: ``person``'s, the unassigned ones, or all."""
+        return self.store.faces(person, unassigned)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The face's JPEG thumbnail, None if it has none."""
+        return self.store.thumbnail(face_id)
+
+    def count_unassigned(self) -> int:
+        return self.store.count_unassigned()
 
     def people(self) -> list[Person]:
         """Everyone enrolled, by name, with their number of faces."""
@@ -326,7 +379,8 @@ class Gallery:
         return self.store.count_faces()
 
     def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
-        """Every stored face with its embedding as stored, in chunks (``facesearch migrate``)."""
+        """Every stored face (unassigned ones too) with its embedding and thumbnail as stored,
+        in chunks (``facesearch migrate``)."""
         return self.store.face_records(chunk)
 
     @property
@@ -395,7 +449,8 @@ class Gallery:
         if self._threshold is None:
             value = self.store.get_meta("threshold")
             if value is None:
-                people, faces = self.store.count_people(), self.store.count_faces()
+                # the faces search can match: those of people
+                people, faces = self.store.count_people(), self.store.count_indexed()
                 self._threshold = default_threshold(people, faces=faces)
             else:
                 source = self.store.get_meta("threshold_source") or "gallery setting"
@@ -424,6 +479,7 @@ class Gallery:
             "gallery": str(self.directory),
             "people": self.store.count_people(),
             "faces": self.store.count_faces(),
+            "unassigned": self.store.count_unassigned(),
             "model": self.store.get_meta("model_id"),
             "embedding_dim": int(self.store.get_meta("embedding_dim") or self.dim),
             "index": {

@@ -1,9 +1,10 @@
 """Copy a gallery between backends (a directory and a PostgreSQL database, either way).
 
-Every person and face is copied with its embedding as stored: nothing is re-embedded, so the
-copy answers searches as the original does. Faces already in the destination (same photo hash,
-same person) are skipped, so an interrupted migration finishes when run again. At the end the
-two galleries must hold the same numbers of people and faces.
+Every person and face (unassigned faces too) is copied with its embedding and thumbnail as
+stored: nothing is re-embedded, so the copy answers searches as the original does. Faces already
+in the destination (same photo hash, same person or both unassigned) are skipped, so an
+interrupted migration finishes when run again. At the end the two galleries must hold the same
+numbers of people and faces.
 """
 
 from __future__ import annotations
@@ -76,17 +77,21 @@ def _copy(
     for chunk in src.export_faces(batch):
         new = []
         for record in chunk:
-            owner = dst.owner_of_hash(record.image_sha256)
-            if owner is None:
+            there = dst.face_of_hash(record.image_sha256)
+            if there is None:
                 new.append(record)
-            elif owner == record.person:
+            elif there.person == record.person:
                 report.skipped += 1
             else:
                 raise GalleryError(
-                    f"{record.source_path}: enrolled as {record.person!r} in {src_name} "
-                    f"but as {owner!r} in {dst_name}; nothing more was copied"
+                    f"{record.source_path}: {_as_whom(record.person)} in {src_name} "
+                    f"but {_as_whom(there.person)} in {dst_name}; nothing more was copied"
                 )
         dst.add(new)
         report.copied += len(new)
         if progress:
             progress(len(chunk))
+
+
+def _as_whom(person: str | None) -> str:
+    return "unassigned" if person is None else f"enrolled as {person!r}"

@@ -7,10 +7,16 @@ Tables (created, and later migrated, by this module; ``meta`` holds ``schema_ver
 - ``people(id, name unique, created, template_sum)``: ``template_sum`` is the sum of the
   person's face embeddings, recomputed in the transaction of every write that touches them;
   normalised it is their template (``scoring.score_people``).
-- ``faces(id, person_id -> people ON DELETE CASCADE, source, sha256 unique, box, score,
-  embedding vector(dim), created)`` with an HNSW index on ``embedding`` (``vector_ip_ops``:
-  the vectors are unit length, so the inner product is the cosine similarity; measured on 10k
-  faces ``vector_cosine_ops`` answered as fast, 3.5 vs 3.6 ms for 64 neighbours).
+- ``faces(id, person_id -> people ON DELETE CASCADE (NULL: unassigned), source, sha256
+  unique, box, score, embedding vector(dim), created, thumbnail bytea)`` with an HNSW index on
+  ``embedding`` of the faces of people (``WHERE person_id IS NOT NULL``: search, which scores
+  only people, never wades through unassigned faces) with ``vector_ip_ops``: the vectors are
+  unit length, so the inner product is the cosine similarity; measured on 10k faces
+  ``vector_cosine_ops`` answered as fast, 3.5 vs 3.6 ms for 64 neighbours.
+
+Schema versions: 1, the first release; 2 made ``faces.person_id`` nullable, added
+``faces.thumbnail`` and made the HNSW index partial (rebuilt once by the upgrade). A writable
+open upgrades an older gallery in one transaction; a read-only open reads it as it is.
 
 Every write is one transaction that first takes a transaction-level advisory lock, so writers
 from any number of processes queue instead of deadlocking, and a failed batch leaves nothing
@@ -33,9 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import display_location
-from ..errors import GalleryError, InputError, ModelMismatchError, PersonNotFoundError
+from ..errors import (
+    FaceNotFoundError,
+    GalleryError,
+    InputError,
+    ModelMismatchError,
+    PersonNotFoundError,
+)
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, FaceRecord, Person
+from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
 from .index import IndexParams, auto_ef
 from .scoring import candidate_faces, refine_candidates, score_people, unit_template
 
@@ -44,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PARAMS_KEY = "index_params"
 INDEX_NAME = "faces_embedding"
 # pg_advisory_xact_lock key taken by every write ("facesear" in ASCII); locks are per database
@@ -81,7 +93,7 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-def _schema_v1(dim: int, params: IndexParams) -> list[Any]:
+def _schema_v1(dim: int) -> list[Any]:
     from psycopg import sql
 
     # the only values composed into DDL are integers this module checked; names are fixed
@@ -106,7 +118,18 @@ def _schema_v1(dim: int, params: IndexParams) -> list[Any]:
             " created timestamptz NOT NULL DEFAULT now())"
         ).format(dim=dim_sql),
         sql.SQL("CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id)"),
-        _hnsw_ddl(params),
+        # the HNSW index is created after the last step (_create_schema)
+    ]
+
+
+def _schema_v2() -> list[Any]:
+    """Unassigned faces, thumbnails; the HNSW index goes, to come back partial."""
+    from psycopg import sql
+
+    return [
+        sql.SQL("ALTER TABLE faces ALTER COLUMN person_id DROP NOT NULL"),
+        sql.SQL("ALTER TABLE faces ADD COLUMN IF NOT EXISTS thumbnail bytea"),
+        sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(INDEX_NAME)),
     ]
 
 
@@ -116,7 +139,7 @@ def _hnsw_ddl(params: IndexParams) -> Any:
     m, efc = _hnsw_build_params(params)
     return sql.SQL(
         "CREATE INDEX IF NOT EXISTS {name} ON faces USING hnsw (embedding vector_ip_ops)"
-        " WITH (m = {m}, ef_construction = {efc})"
+        " WITH (m = {m}, ef_construction = {efc}) WHERE person_id IS NOT NULL"
     ).format(name=sql.Identifier(INDEX_NAME), m=sql.SQL(str(m)), efc=sql.SQL(str(efc)))
 
 
@@ -144,6 +167,23 @@ def pgvector_has_hnsw(version: str) -> bool:
 
 def _iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+# a FaceInfo from "faces f LEFT JOIN people p"; {thumb} is f.thumbnail, or NULL before schema 2
+_INFO_COLUMNS = "f.id, p.name, f.source, f.box, f.score, f.created, {thumb} IS NOT NULL"
+
+
+def _info(row: Sequence[Any]) -> FaceInfo:
+    x1, y1, x2, y2 = (float(v) for v in row[3])
+    return FaceInfo(
+        id=int(row[0]),
+        person=row[1],
+        source_path=row[2],
+        box=(x1, y1, x2, y2),
+        score=float(row[4]),
+        added=_iso(row[5]),
+        has_thumbnail=bool(row[6]),
+    )
 
 
 class PostgresGallery:
@@ -179,7 +219,9 @@ class PostgresGallery:
             self._check_model()
             self.params = self._stored_params() or params or DEFAULT_PARAMS
             self.generation = self._generation()
-            self._faces_at_open = self.count_faces()
+            version = int(self._get_meta("schema_version") or 0)
+            self._thumb = "f.thumbnail" if version >= 2 else "NULL"
+            self._faces_at_open = self._count_assigned()
         except BaseException:
             self.conn.close()
             raise
@@ -262,7 +304,15 @@ class PostgresGallery:
                 if version is not None:
                     self._check_schema_version(version)
                 current = int(version or 0)
-                migrations = {1: lambda: _schema_v1(self.dim, params)}
+                migrations = {1: lambda: _schema_v1(self.dim), 2: _schema_v2}
+                if 0 < current < SCHEMA_VERSION:
+                    log.warning(
+                        "%s: upgrading the gallery schema from %d to %d (the vector index is "
+                        "rebuilt once)",
+                        self.location,
+                        current,
+                        SCHEMA_VERSION,
+                    )
                 for target in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in migrations[target]():
                         self.conn.execute(statement)
@@ -383,7 +433,7 @@ class PostgresGallery:
         if not records:
             return []
         with self._write() as cur:
-            names = sorted({r.person for r in records})
+            names = sorted({r.person for r in records if r.person is not None})
             cur.execute(
                 "INSERT INTO people (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING",
                 (names,),
@@ -391,16 +441,17 @@ class PostgresGallery:
             cur.execute("SELECT name, id FROM people WHERE name = ANY(%s)", (names,))
             person_ids = {str(name): int(pid) for name, pid in cur.fetchall()}
             cur.executemany(
-                "INSERT INTO faces (person_id, source, sha256, box, score, embedding)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO faces (person_id, source, sha256, box, score, embedding, thumbnail)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 [
                     (
-                        person_ids[r.person],
+                        None if r.person is None else person_ids[r.person],
                         r.source_path,
                         r.image_sha256,
                         [float(v) for v in r.box],
                         float(r.score),
                         np.asarray(r.embedding, np.float32),
+                        None if r.thumbnail is None else bytes(r.thumbnail),
                     )
                     for r in records
                 ],
@@ -412,7 +463,7 @@ class PostgresGallery:
                 if not cur.nextset():
                     break
             self._update_templates(cur, list(person_ids.values()))
-        self._faces_at_open += len(ids)
+        self._faces_at_open += sum(r.person is not None for r in records)
         return ids
 
     @staticmethod
@@ -457,6 +508,97 @@ class PostgresGallery:
         self._faces_at_open -= int(row[1])
         return int(row[1])
 
+    def _face_in_tx(self, cur: Any, face_id: int) -> tuple[FaceInfo, int | None]:
+        cur.execute(
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}, f.person_id"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.id = %s",
+            (int(face_id),),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise FaceNotFoundError(f"no face with id {face_id} in the gallery")
+        return _info(row), None if row[7] is None else int(row[7])
+
+    @classmethod
+    def _people_changed(cls, cur: Any, person_ids: Sequence[int]) -> None:
+        """These people's faces changed: those left with none go, the others' templates are
+        recomputed (inside the write's transaction)."""
+        ids = sorted(set(person_ids))
+        if not ids:
+            return
+        cur.execute(
+            "DELETE FROM people p WHERE p.id = ANY(%s)"
+            " AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = p.id)",
+            (ids,),
+        )
+        cls._update_templates(cur, ids)
+
+    def remove_face(self, face_id: int) -> FaceInfo:
+        """Delete one face, and its person if it was their last (one transaction)."""
+        with self._write() as cur:
+            info, person_id = self._face_in_tx(cur, face_id)
+            cur.execute("DELETE FROM faces WHERE id = %s", (info.id,))
+            if person_id is not None:
+                self._people_changed(cur, [person_id])
+        self._faces_at_open -= person_id is not None
+        return info
+
+    def assign_faces(self, face_ids: Sequence[int], name: str) -> int:
+        """Give faces to ``name`` (created if new) in one transaction; returns how many changed
+        owner. FaceNotFoundError, nothing changed, if any id is unknown."""
+        ids = sorted({int(i) for i in face_ids})
+        with self._write() as cur:
+            cur.execute("SELECT id, person_id FROM faces WHERE id = ANY(%s)", (ids,))
+            owners = {int(fid): None if pid is None else int(pid) for fid, pid in cur.fetchall()}
+            missing = [i for i in ids if i not in owners]
+            if missing:
+                shown = ", ".join(str(i) for i in missing[:5]) + (
+                    ", ..." if len(missing) > 5 else ""
+                )
+                raise FaceNotFoundError(
+                    f"no face with id {shown} in the gallery; nothing was changed"
+                )
+            if not ids:
+                return 0
+            cur.execute(
+                "INSERT INTO people (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+            )
+            cur.execute("SELECT id FROM people WHERE name = %s", (name,))
+            person_id = int(cur.fetchone()[0])
+            moved = [i for i in ids if owners[i] != person_id]
+            cur.execute("UPDATE faces SET person_id = %s WHERE id = ANY(%s)", (person_id, moved))
+            before = [owners[i] for i in moved]
+            self._people_changed(cur, [person_id, *(p for p in before if p is not None)])
+        self._faces_at_open += sum(p is None for p in before)
+        return len(moved)
+
+    def rename_person(self, old: str, new: str) -> RenameResult:
+        """Rename a person, or merge them into ``new`` if that is someone already (one
+        transaction; the merged person's template is recomputed)."""
+        with self._write() as cur:
+            cur.execute(
+                "SELECT p.id, (SELECT count(*) FROM faces f WHERE f.person_id = p.id)"
+                " FROM people p WHERE p.name = %s",
+                (old,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise PersonNotFoundError(f"no person named {old!r} in the gallery")
+            old_id, faces = int(row[0]), int(row[1])
+            if new == old:
+                return RenameResult(old, new, merged=False, faces=faces)
+            cur.execute("SELECT id FROM people WHERE name = %s", (new,))
+            target = cur.fetchone()
+            if target is None:
+                cur.execute("UPDATE people SET name = %s WHERE id = %s", (new, old_id))
+                return RenameResult(old, new, merged=False, faces=faces)
+            cur.execute(
+                "UPDATE faces SET person_id = %s WHERE person_id = %s", (int(target[0]), old_id)
+            )
+            cur.execute("DELETE FROM people WHERE id = %s", (old_id,))
+            self._update_templates(cur, [int(target[0])])
+        return RenameResult(old, new, merged=True, faces=faces)
+
     def set_threshold(self, value: float | None, source: str) -> None:
         """Store the gallery's own threshold (``calibrate``), or with None go back to the default."""
         with self._write():
@@ -485,7 +627,7 @@ class PostgresGallery:
                 cur.execute(ddl)
                 self._set_meta_in_tx({PARAMS_KEY: json.dumps(params.to_dict())})
                 self.params = params
-        return self.count_faces()
+        return self._count_assigned()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -511,13 +653,55 @@ class PostgresGallery:
     def count_faces(self) -> int:
         return int(self._rows("SELECT count(*) FROM faces")[0][0])
 
+    def count_unassigned(self) -> int:
+        return int(self._rows("SELECT count(*) FROM faces WHERE person_id IS NULL")[0][0])
+
+    def _count_assigned(self) -> int:
+        """The faces search looks through (those of people)."""
+        return int(self._rows("SELECT count(*) FROM faces WHERE person_id IS NOT NULL")[0][0])
+
+    def face_of_hash(self, sha256: str) -> FaceInfo | None:
+        """The stored face of the photo with this content hash (assigned or not), if any."""
+        rows = self._rows(
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.sha256 = %s",
+            (sha256,),
+        )
+        return _info(rows[0]) if rows else None
+
+    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
+        """Stored faces by id: ``person``'s, the unassigned ones, or all."""
+        if person is not None and unassigned:
+            raise InputError("faces of a person, or the unassigned ones: not both")
+        query = (
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
+        )
+        params: tuple[Any, ...] = ()
+        if person is not None:
+            if not self._rows("SELECT 1 FROM people WHERE name = %s", (person,)):
+                raise PersonNotFoundError(f"no person named {person!r} in the gallery")
+            query += " WHERE p.name = %s"
+            params = (person,)
+        elif unassigned:
+            query += " WHERE f.person_id IS NULL"
+        return [_info(r) for r in self._rows(query + " ORDER BY f.id", params)]
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The face's JPEG thumbnail, None if it has none."""
+        rows = self._rows(f"SELECT {self._thumb} FROM faces f WHERE f.id = %s", (int(face_id),))
+        if not rows:
+            raise FaceNotFoundError(f"no face with id {face_id} in the gallery")
+        return None if rows[0][0] is None else bytes(rows[0][0])
+
     def export_faces(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
-        """Every stored face with its embedding as stored, in label order, in chunks."""
+        """Every stored face (unassigned ones too) with its embedding and thumbnail as stored,
+        in label order, in chunks."""
         last = -1
         while True:
             rows = self._rows(
-                "SELECT f.id, p.name, f.source, f.sha256, f.box, f.score, f.embedding"
-                " FROM faces f JOIN people p ON p.id = f.person_id"
+                "SELECT f.id, p.name, f.source, f.sha256, f.box, f.score, f.embedding,"
+                f" {self._thumb} FROM faces f LEFT JOIN people p ON p.id = f.person_id"
                 " WHERE f.id > %s ORDER BY f.id LIMIT %s",
                 (last, chunk),
             )
@@ -525,7 +709,15 @@ class PostgresGallery:
                 return
             last = int(rows[-1][0])
             yield [
-                FaceRecord(r[1], r[2], r[3], tuple(r[4]), float(r[5]), _array(r[6]))  # type: ignore[arg-type]
+                FaceRecord(
+                    r[1],
+                    r[2],
+                    r[3],
+                    tuple(r[4]),  # type: ignore[arg-type]
+                    float(r[5]),
+                    _array(r[6]),
+                    None if r[7] is None else bytes(r[7]),
+                )
                 for r in rows
             ]
 
@@ -574,7 +766,8 @@ class PostgresGallery:
             "  SELECT q.ord, f.id, f.person_id, f.dist, f.embedding FROM q CROSS JOIN LATERAL ("
             "   SELECT id, person_id, embedding <#> q.v AS dist,"
             "          CASE WHEN %(vectors)s THEN embedding END AS embedding"
-            "   FROM faces ORDER BY embedding <#> q.v LIMIT %(k)s) f)"
+            "   FROM faces WHERE person_id IS NOT NULL"  # the partial HNSW index's rows
+            "   ORDER BY embedding <#> q.v LIMIT %(k)s) f)"
             " SELECT n.ord, n.id, n.person_id, n.dist, NULL::text, n.embedding FROM n"
             " UNION ALL"
             " SELECT NULL, NULL, p.id, NULL, p.name, p.template_sum FROM people p"
@@ -628,7 +821,9 @@ class PostgresGallery:
         if self._threshold is None:
             value = self._get_meta("threshold")
             if value is None:
-                self._threshold = default_threshold(self.count_people(), faces=self.count_faces())
+                self._threshold = default_threshold(
+                    self.count_people(), faces=self._count_assigned()
+                )
             else:
                 source = self._get_meta("threshold_source") or "gallery setting"
                 self._threshold = Threshold(float(value), source, "calibrated")
@@ -636,7 +831,7 @@ class PostgresGallery:
 
     def info(self) -> dict[str, Any]:
         threshold = self.threshold()
-        faces = self.count_faces()
+        faces, indexed = self.count_faces(), self._count_assigned()
         (row,) = self._rows(
             "SELECT current_setting('server_version'), pg_database_size(current_database()),"
             " coalesce(pg_relation_size(to_regclass(%s)), 0),"
@@ -648,10 +843,11 @@ class PostgresGallery:
             "gallery": self.location,
             "people": self.count_people(),
             "faces": faces,
+            "unassigned": faces - indexed,
             "model": self._get_meta("model_id"),
             "embedding_dim": int(self._get_meta("embedding_dim") or self.dim),
             "index": {
-                "size": faces,
+                "size": indexed,
                 "metric": "cosine",
                 "type": f"pgvector {row[3]} hnsw (vector_ip_ops)",
                 "connectivity": params.connectivity,

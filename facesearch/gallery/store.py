@@ -1,12 +1,19 @@
 """The gallery database (SQLite): people, their faces and embeddings, and settings.
 
 It is the source of truth. A face's row id is its label in the HNSW index, so the index can
-always be rebuilt from here. Each write runs in one transaction and bumps ``generation``, which
-lets the index file tell whether it reflects the latest write.
+always be rebuilt from here; the index holds the faces of people, not the unassigned ones
+(``person_id`` NULL). Each write runs in one transaction and bumps ``generation``, which lets the
+index file tell whether it reflects the latest write.
+
+Schema versions (``meta.schema_version``): 1, the first release; 2 made ``faces.person_id``
+nullable (unassigned faces) and added ``faces.thumbnail`` (a small JPEG). A writable open
+upgrades an older database in place, in one transaction; a read-only open reads it as it is (no
+thumbnails).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -14,36 +21,78 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError
-from ..types import FaceRecord, Person
+from ..errors import (
+    FaceNotFoundError,
+    GalleryError,
+    InputError,
+    ModelMismatchError,
+    PersonNotFoundError,
+)
+from ..types import FaceInfo, FaceRecord, Person, RenameResult
 from .scoring import unit_template
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS faces (
+SCHEMA_VERSION = 2
+
+
+def _faces_ddl(table: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the face's label in the HNSW index
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    person_id INTEGER REFERENCES people(id) ON DELETE CASCADE,  -- NULL: unassigned
     source_path TEXT NOT NULL,
     image_sha256 TEXT NOT NULL UNIQUE,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
     score REAL NOT NULL,
     embedding BLOB NOT NULL,                -- float32 little-endian, unit norm
     model_id TEXT NOT NULL,
+    created TEXT NOT NULL,
+    thumbnail BLOB                          -- a small JPEG of the face, or NULL
+);"""
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
     created TEXT NOT NULL
 );
+{_faces_ddl("faces")}
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
+
+# the columns of a v1 faces table, all kept by the upgrade to v2
+_V1_FACE_COLUMNS = (
+    "id, person_id, source_path, image_sha256, x1, y1, x2, y2, score, embedding, model_id, created"
+)
+# a FaceInfo from "faces f LEFT JOIN people p"; {thumb} is f.thumbnail, or NULL before schema 2
+_INFO_COLUMNS = (
+    "f.id, p.name, f.source_path, f.x1, f.y1, f.x2, f.y2, f.score, f.created, {thumb} IS NOT NULL"
+)
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _info(row: Sequence) -> FaceInfo:
+    return FaceInfo(
+        id=int(row[0]),
+        person=row[1],
+        source_path=row[2],
+        box=(float(row[3]), float(row[4]), float(row[5]), float(row[6])),
+        score=float(row[7]),
+        added=row[8],
+        has_thumbnail=bool(row[9]),
+    )
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    """Ids in runs short enough for one ``IN (?, ...)`` (SQLite limits the parameters)."""
+    ids = [int(i) for i in ids]
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 class GalleryStore:
@@ -68,7 +117,10 @@ class GalleryStore:
             if not readonly:
                 self.db.executescript(_SCHEMA)
                 self._init_meta()
-            self._check_schema()
+            version = self._check_schema()
+            if version < SCHEMA_VERSION and not readonly:
+                self._upgrade(version)
+            self._thumb = "f.thumbnail" if self._has_column("faces", "thumbnail") else "NULL"
         except sqlite3.DatabaseError as err:
             raise GalleryError(f"{path}: cannot open gallery database ({err})") from err
 
@@ -82,7 +134,7 @@ class GalleryStore:
             )
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
-    def _check_schema(self) -> None:
+    def _check_schema(self) -> int:
         version = self.get_meta("schema_version")
         if version is None:
             raise GalleryError(f"{self.path}: not a facesearch gallery (no schema version)")
@@ -90,6 +142,54 @@ class GalleryStore:
             raise GalleryError(
                 f"{self.path}: gallery schema {version} is newer than this facesearch ({SCHEMA_VERSION})"
             )
+        return int(version)
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(row[1] == column for row in self.db.execute(f"PRAGMA table_info({table})"))
+
+    def _upgrade(self, version: int) -> None:
+        """Bring a schema-``version`` database up to ``SCHEMA_VERSION`` in one transaction.
+
+        1 -> 2: ``faces`` is rebuilt (SQLite cannot drop a NOT NULL) with ``person_id``
+        nullable and a ``thumbnail`` column; ids, and the AUTOINCREMENT counter that keeps
+        labels from being reused, stay as they were, so the index file stays valid.
+        """
+        log.info(
+            "%s: upgrading the gallery schema from %d to %d", self.path, version, SCHEMA_VERSION
+        )
+        # foreign keys must be off while a table is replaced (and can only change outside a
+        # transaction); the check inside the transaction makes sure nothing dangles
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.transaction(bump=False) as db:
+                if int(self.get_meta("schema_version") or 0) != version:
+                    return  # upgraded meanwhile
+                if version < 2:
+                    row = db.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'faces'"
+                    ).fetchone()
+                    db.execute(_faces_ddl("faces_v2"))
+                    db.execute(
+                        f"INSERT INTO faces_v2 ({_V1_FACE_COLUMNS}) SELECT {_V1_FACE_COLUMNS} FROM faces"
+                    )
+                    db.execute("DROP TABLE faces")
+                    db.execute("ALTER TABLE faces_v2 RENAME TO faces")
+                    db.execute("CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id)")
+                    if row is not None:
+                        db.execute("DELETE FROM sqlite_sequence WHERE name = 'faces'")
+                        db.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES ('faces', ?)", row
+                        )
+                if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise GalleryError(
+                        f"{self.path}: the gallery database has faces of unknown people; "
+                        "nothing was changed"
+                    )
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
 
     # -- transactions and settings -------------------------------------------------------------
 
@@ -153,36 +253,134 @@ class GalleryStore:
     # -- faces and people ----------------------------------------------------------------------
 
     def add_faces(self, records: Sequence[FaceRecord], model_id: str) -> list[int]:
-        """Insert faces (creating people as needed) in one transaction; returns their labels."""
+        """Insert faces (creating people as needed; ``person`` None: unassigned) in one
+        transaction; returns their labels. GalleryError, nothing written, if a photo is stored
+        already."""
         ids: list[int] = []
         now = _now()
-        with self.transaction() as db:
-            person_ids: dict[str, int] = {}
-            for r in records:
-                if r.person not in person_ids:
-                    db.execute(
-                        "INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)",
-                        (r.person, now),
+        try:
+            with self.transaction() as db:
+                person_ids: dict[str | None, int | None] = {None: None}
+                for r in records:
+                    if r.person is not None and r.person not in person_ids:
+                        person_ids[r.person] = self._person_id(r.person, now, create=True)
+                    cur = db.execute(
+                        "INSERT INTO faces (person_id, source_path, image_sha256, x1, y1, x2, y2,"
+                        " score, embedding, model_id, created, thumbnail)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            person_ids[r.person],
+                            r.source_path,
+                            r.image_sha256,
+                            *(float(v) for v in r.box),
+                            float(r.score),
+                            np.ascontiguousarray(r.embedding, dtype="<f4").tobytes(),
+                            model_id,
+                            now,
+                            None if r.thumbnail is None else bytes(r.thumbnail),
+                        ),
                     )
-                    person_ids[r.person] = db.execute(
-                        "SELECT id FROM people WHERE name = ?", (r.person,)
-                    ).fetchone()[0]
-                cur = db.execute(
-                    "INSERT INTO faces (person_id, source_path, image_sha256, x1, y1, x2, y2, score,"
-                    " embedding, model_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        person_ids[r.person],
-                        r.source_path,
-                        r.image_sha256,
-                        *(float(v) for v in r.box),
-                        float(r.score),
-                        np.ascontiguousarray(r.embedding, dtype="<f4").tobytes(),
-                        model_id,
-                        now,
-                    ),
-                )
-                ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
+                    ids.append(int(cur.lastrowid))  # type: ignore[arg-type]
+        except sqlite3.IntegrityError as err:
+            raise GalleryError(
+                f"{self.path}: a photo in this batch is already stored; nothing was written ({err})"
+            ) from err
         return ids
+
+    def _person_id(self, name: str, now: str, create: bool) -> int:
+        """The id of the person ``name`` (inside a transaction); created if new with ``create``,
+        else PersonNotFoundError."""
+        if create:
+            self.db.execute(
+                "INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)", (name, now)
+            )
+        row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"no person named {name!r} in the gallery")
+        return int(row[0])
+
+    def _drop_empty_people(self, person_ids: Sequence[int]) -> None:
+        """Delete those of these people who have no faces left (inside a transaction)."""
+        for part in _chunks(person_ids):
+            marks = ",".join("?" * len(part))
+            self.db.execute(
+                f"DELETE FROM people WHERE id IN ({marks})"
+                " AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = people.id)",
+                part,
+            )
+
+    def remove_face(self, face_id: int) -> tuple[FaceInfo, int | None]:
+        """Delete one face, and its person if it was their last; returns what it was and its
+        person's id (None: it was unassigned)."""
+        with self.transaction() as db:
+            info, person_id = self._face(int(face_id))
+            db.execute("DELETE FROM faces WHERE id = ?", (info.id,))
+            if person_id is not None:
+                self._drop_empty_people([person_id])
+        return info, person_id
+
+    def _face(self, face_id: int) -> tuple[FaceInfo, int | None]:
+        row = self.db.execute(
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}, f.person_id"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.id = ?",
+            (face_id,),
+        ).fetchone()
+        if row is None:
+            raise FaceNotFoundError(f"no face with id {face_id} in the gallery")
+        return _info(row), row[10]
+
+    def assign_faces(self, face_ids: Sequence[int], name: str) -> tuple[list[int], list[int]]:
+        """Give the faces to ``name`` (created if new) in one transaction; people left without
+        faces go. Returns (labels that changed owner, those of them that were unassigned)."""
+        ids = sorted({int(i) for i in face_ids})
+        moved: list[int] = []
+        newly: list[int] = []
+        with self.transaction() as db:
+            owners: dict[int, int | None] = {}
+            for part in _chunks(ids):
+                marks = ",".join("?" * len(part))
+                owners.update(
+                    db.execute(f"SELECT id, person_id FROM faces WHERE id IN ({marks})", part)
+                )
+            missing = [i for i in ids if i not in owners]
+            if missing:
+                shown = ", ".join(str(i) for i in missing[:5]) + (
+                    ", ..." if len(missing) > 5 else ""
+                )
+                raise FaceNotFoundError(
+                    f"no face with id {shown} in the gallery; nothing was changed"
+                )
+            if not ids:
+                return [], []
+            person_id = self._person_id(name, _now(), create=True)
+            moved = [i for i in ids if owners[i] != person_id]
+            newly = [i for i in moved if owners[i] is None]
+            for part in _chunks(moved):
+                marks = ",".join("?" * len(part))
+                db.execute(
+                    f"UPDATE faces SET person_id = ? WHERE id IN ({marks})", [person_id, *part]
+                )
+            self._drop_empty_people(sorted({p for p in owners.values() if p is not None}))
+        return moved, newly
+
+    def rename_person(self, old: str, new: str) -> RenameResult:
+        """Rename ``old`` to ``new``, or merge ``old`` into ``new`` if that is someone already."""
+        with self.transaction() as db:
+            old_id = self._person_id(old, "", create=False)
+            faces = int(
+                db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (old_id,)).fetchone()[
+                    0
+                ]
+            )
+            if new == old:
+                return RenameResult(old, new, merged=False, faces=faces)
+            row = db.execute("SELECT id FROM people WHERE name = ?", (new,)).fetchone()
+            if row is None:
+                db.execute("UPDATE people SET name = ? WHERE id = ?", (new, old_id))
+                return RenameResult(old, new, merged=False, faces=faces)
+            db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (row[0], old_id))
+            db.execute("DELETE FROM people WHERE id = ?", (old_id,))
+        return RenameResult(old, new, merged=True, faces=faces)
 
     def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
@@ -192,14 +390,47 @@ class GalleryStore:
         ).fetchone()
         return None if row is None else row[0]
 
+    def face_of_hash(self, sha256: str) -> FaceInfo | None:
+        """The stored face of the photo with this content hash (assigned or not), if any."""
+        row = self.db.execute(
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.image_sha256 = ?",
+            (sha256,),
+        ).fetchone()
+        return None if row is None else _info(row)
+
+    def faces(self, person: str | None = None, unassigned: bool = False) -> list[FaceInfo]:
+        """Faces by id: ``person``'s, the unassigned ones, or all."""
+        query = (
+            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
+        )
+        params: tuple = ()
+        if person is not None and unassigned:
+            raise InputError("faces of a person, or the unassigned ones: not both")
+        if person is not None:
+            query += " WHERE f.person_id = ?"
+            params = (self._person_id(person, "", create=False),)
+        elif unassigned:
+            query += " WHERE f.person_id IS NULL"
+        return [_info(r) for r in self.db.execute(query + " ORDER BY f.id", params)]
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        row = self.db.execute(
+            f"SELECT {self._thumb.removeprefix('f.')} FROM faces WHERE id = ?", (int(face_id),)
+        ).fetchone()
+        if row is None:
+            raise FaceNotFoundError(f"no face with id {face_id} in the gallery")
+        return None if row[0] is None else bytes(row[0])
+
     def remove_person(self, name: str) -> list[int]:
         """Delete a person and their faces; returns the labels of the removed faces."""
         with self.transaction() as db:
-            row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise PersonNotFoundError(f"no person named {name!r} in the gallery")
-            ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE person_id = ?", (row[0],))]
-            db.execute("DELETE FROM people WHERE id = ?", (row[0],))
+            person_id = self._person_id(name, "", create=False)
+            ids = [
+                r[0] for r in db.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))
+            ]
+            db.execute("DELETE FROM people WHERE id = ?", (person_id,))
         return ids
 
     def people(self) -> list[Person]:
@@ -212,11 +443,25 @@ class GalleryStore:
     def count_faces(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
+    def count_unassigned(self) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM faces WHERE person_id IS NULL").fetchone()[0]
+        )
+
+    def count_indexed(self) -> int:
+        """The faces the index holds: those of people."""
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM faces WHERE person_id IS NOT NULL").fetchone()[0]
+        )
+
     def count_people(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
 
     def face_ids(self) -> np.ndarray:
-        rows = self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()
+        """The labels the index should hold: the faces of people, in order."""
+        rows = self.db.execute(
+            "SELECT id FROM faces WHERE person_id IS NOT NULL ORDER BY id"
+        ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def owners(self, face_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
@@ -237,12 +482,14 @@ class GalleryStore:
     def embeddings(
         self, face_ids: Sequence[int] | None = None, chunk: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(labels, embeddings) in chunks, for all faces or the given labels."""
+        """(labels, embeddings) in chunks: of the faces of people (those the index holds), or
+        of the given labels."""
         if face_ids is None:
             last = -1
             while True:
                 rows = self.db.execute(
-                    "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, embedding FROM faces WHERE id > ? AND person_id IS NOT NULL"
+                    " ORDER BY id LIMIT ?",
                     (last, chunk),
                 ).fetchall()
                 if not rows:
@@ -261,12 +508,14 @@ class GalleryStore:
                     yield _unpack(rows)
 
     def face_records(self, chunk: int = 1000) -> Iterator[list[FaceRecord]]:
-        """Every face as a ``FaceRecord`` (embedding as stored), in label order, in chunks."""
+        """Every face (unassigned ones too) as a ``FaceRecord`` (embedding and thumbnail as
+        stored), in label order, in chunks."""
         last = -1
         while True:
             rows = self.db.execute(
                 "SELECT f.id, p.name, f.source_path, f.image_sha256, f.x1, f.y1, f.x2, f.y2,"
-                " f.score, f.embedding FROM faces f JOIN people p ON p.id = f.person_id"
+                f" f.score, f.embedding, {self._thumb}"
+                " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
                 " WHERE f.id > ? ORDER BY f.id LIMIT ?",
                 (last, chunk),
             ).fetchall()
@@ -275,7 +524,13 @@ class GalleryStore:
             last = rows[-1][0]
             yield [
                 FaceRecord(
-                    r[1], r[2], r[3], (r[4], r[5], r[6], r[7]), r[8], np.frombuffer(r[9], "<f4")
+                    r[1],
+                    r[2],
+                    r[3],
+                    (r[4], r[5], r[6], r[7]),
+                    r[8],
+                    np.frombuffer(r[9], "<f4"),
+                    None if r[10] is None else bytes(r[10]),
                 )
                 for r in rows
             ]

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # Most specific first: the first class in an error's MRO found here gives its status.
 STATUS: dict[type[errors.FaceSearchError], int] = {
     errors.PersonNotFoundError: 404,  # no such person
+    errors.FaceNotFoundError: 404,  # no face with that id
     errors.ImageError: 422,  # not an image, truncated, a decompression bomb
     errors.InputError: 400,  # a bad name, parameter, box, no face where one is needed
     errors.ModelMismatchError: 500,  # the server was started on a gallery of another model
@@ -28,9 +29,6 @@ STATUS: dict[type[errors.FaceSearchError], int] = {
     errors.WeightsError: 503,  # the models could not be loaded
     errors.FaceSearchError: 500,
 }
-_face_not_found = getattr(errors, "FaceNotFoundError", None)  # added with the faces API
-if _face_not_found is not None:
-    STATUS = {_face_not_found: 404, **STATUS}
 
 
 def one_line(message: object) -> str:

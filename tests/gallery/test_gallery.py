@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 
@@ -11,7 +12,7 @@ import pytest
 from facesearch.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from facesearch.gallery import DB_NAME, INDEX_META_NAME, INDEX_NAME, Gallery
 from facesearch.threshold import Threshold
-from fakes import DIM, MODEL, records, unit
+from fakes import DIM, GALLERY_V1, MODEL, records, unit, v1_records
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ def test_failed_batch_leaves_nothing_half_written(filled):
     rng = np.random.default_rng(2)
     clash = records(rng, "dee", 2) + [recs[0]]  # last one repeats an enrolled photo hash
     with Gallery(path, MODEL, DIM, writable=True) as g:
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(GalleryError, match="already stored; nothing was written"):
             g.add(clash)
     with open_ro(path) as g:
         assert [p.name for p in g.people()] == ["ann", "bob"]
@@ -206,3 +207,87 @@ def test_templates_follow_added_and_removed_faces(filled):
         assert after.name == "ann" and after.distance > 0.05
         g.remove_person("ann")
         assert g.search(q, k_people=2)[0][0].name == "bob"
+
+
+# -- a schema-1 gallery (tests/data/gallery_v1, made by the release before schema 2) -------------
+
+
+@pytest.fixture
+def v1_gallery(tmp_path):
+    dst = tmp_path / "v1"
+    shutil.copytree(GALLERY_V1 / "gallery", dst)
+    return dst, v1_records()
+
+
+def schema(path):
+    db = sqlite3.connect(path / DB_NAME)
+    try:
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        columns = {r[1]: r[3] for r in db.execute("PRAGMA table_info(faces)")}  # name: notnull
+        return int(version), columns
+    finally:
+        db.close()
+
+
+def check_v1_content(g, recs):
+    assert {p.name: p.faces for p in g.people()} == {"ann": 3, "bob": 2, "Zoë": 1}
+    assert (g.count_faces(), g.count_unassigned()) == (6, 0)
+    hits = g.search(np.stack([r.embedding for r in recs]), k_people=2)
+    assert [h[0].name for h in hits] == [r.person for r in recs]
+    assert [h[0].face_id for h in hits] == [1, 2, 3, 4, 5, 6]
+    assert all(h[0].distance < 1e-4 for h in hits)
+    assert g.threshold() == Threshold(0.3, "calibrated for the fixture", "calibrated")
+    faces = g.faces()
+    assert [(f.id, f.person, f.source_path) for f in faces] == [
+        (i, r.person, r.source_path) for i, r in enumerate(recs, 1)
+    ]
+    assert [f.box for f in faces] == [r.box for r in recs]
+
+
+def test_v1_gallery_reads_as_it_is(v1_gallery, caplog):
+    path, recs = v1_gallery
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with open_ro(path) as g:
+        check_v1_content(g, recs)
+        assert not any(f.has_thumbnail for f in g.faces()) and g.thumbnail(1) is None
+        exported = [r for chunk in g.export_faces() for r in chunk]
+        assert [r.thumbnail for r in exported] == [None] * 6
+        assert all(np.array_equal(a.embedding, b.embedding) for a, b in zip(exported, recs))
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before  # nothing written
+    assert schema(path)[0] == 1 and "rebuild" not in caplog.text
+
+
+def test_v1_gallery_is_upgraded_by_a_write(v1_gallery, caplog):
+    path, recs = v1_gallery
+    version, columns = schema(path)
+    assert version == 1 and columns["person_id"] == 1 and "thumbnail" not in columns
+    with Gallery(path, MODEL, DIM, writable=True) as g:  # opening for writing upgrades
+        check_v1_content(g, recs)
+        new = g.add(records(np.random.default_rng(0), None, 1, thumbnail=b"jpg"))
+        new += g.add(records(np.random.default_rng(1), "bob", 1))
+        assert g.thumbnail(new[0]).startswith(b"jpg") and g.faces(unassigned=True)[0].id == new[0]
+    version, columns = schema(path)
+    assert version == 2 and columns["person_id"] == 0 and "thumbnail" in columns
+    assert new == [9, 10]  # labels 7 and 8 belonged to a removed person: never reused
+    assert "rebuild" not in caplog.text and "repairing" not in caplog.text  # the index stayed
+    with open_ro(path) as g:
+        assert (g.count_people(), g.count_faces(), g.count_unassigned()) == (3, 8, 1)
+        hits = g.search(np.stack([r.embedding for r in recs]), k_people=1)
+        assert [h[0].name for h in hits] == [r.person for r in recs]
+
+
+def test_failed_upgrade_leaves_the_v1_gallery_as_it_was(v1_gallery, monkeypatch):
+    from facesearch.gallery import store
+
+    path, recs = v1_gallery
+    db_before = (path / DB_NAME).read_bytes()
+    monkeypatch.setattr(store, "_V1_FACE_COLUMNS", "id, no_such_column")
+    with pytest.raises(GalleryError, match="cannot open gallery database"):
+        Gallery(path, MODEL, DIM, writable=True)
+    assert (path / DB_NAME).read_bytes() == db_before
+    monkeypatch.undo()
+    with open_ro(path) as g:
+        check_v1_content(g, recs)
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        check_v1_content(g, recs)
+    assert schema(path)[0] == 2

@@ -16,7 +16,7 @@ from facesearch.errors import GalleryError
 from facesearch.gallery import open_gallery
 from facesearch.gallery.migrate import migrate
 from facesearch.types import FaceRecord
-from fakes import one_line_error, run
+from fakes import one_line_error, run, v1_records
 
 MODEL, DIM = "test-model", 32
 BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
@@ -358,3 +358,178 @@ def test_two_processes_enrolling_at_once_lose_nothing(pg_url):
         q = total / np.linalg.norm(total)
         # the template kept in the database is the mean of all 60 faces, whoever added them
         assert g.search(q[None], 1)[0][0].distance == pytest.approx(0, abs=1e-5)
+
+
+# -- a schema-1 gallery, as the release before schema 2 created it ---------------------------------
+
+V1_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS vector",
+    "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS people ( id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,"
+    " created timestamptz NOT NULL DEFAULT now(), template_sum vector(32))",
+    "CREATE TABLE IF NOT EXISTS faces ( id bigserial PRIMARY KEY,"
+    " person_id bigint NOT NULL REFERENCES people(id) ON DELETE CASCADE, source text NOT NULL,"
+    " sha256 text NOT NULL UNIQUE, box real[] NOT NULL, score real NOT NULL,"
+    " embedding vector(32) NOT NULL, created timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id)",
+    "CREATE INDEX IF NOT EXISTS faces_embedding ON faces USING hnsw (embedding vector_ip_ops)"
+    " WITH (m = 16, ef_construction = 64)",
+]
+V1_META = {
+    "schema_version": "1",
+    "index_params": json.dumps(
+        {
+            "connectivity": 16,
+            "expansion_add": 64,
+            "expansion_search": 0,
+            "dtype": "i8",
+            "rerank": 64,
+        }
+    ),
+    "generation": "1",
+    "model_id": MODEL,
+    "embedding_dim": str(DIM),
+    "threshold": "0.3",
+    "threshold_source": "calibrated for the fixture",
+}
+
+
+@pytest.fixture
+def v1_database(pg_url):
+    """A database with the schema-1 tables and the records of tests/data/gallery_v1."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    recs = v1_records()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in V1_DDL:
+            conn.execute(statement)
+        register_vector(conn)
+        with conn.transaction():
+            for key, value in V1_META.items():
+                conn.execute("INSERT INTO meta VALUES (%s, %s)", (key, value))
+            for r in recs:
+                conn.execute(
+                    "INSERT INTO people (name) VALUES (%s) ON CONFLICT DO NOTHING", (r.person,)
+                )
+                conn.execute(
+                    "INSERT INTO faces (person_id, source, sha256, box, score, embedding)"
+                    " SELECT id, %s, %s, %s, %s, %s FROM people WHERE name = %s",
+                    (r.source_path, r.image_sha256, list(r.box), r.score, r.embedding, r.person),
+                )
+            conn.execute(
+                "UPDATE people p SET template_sum = s.total FROM (SELECT person_id,"
+                " sum(embedding) AS total FROM faces GROUP BY person_id) s WHERE p.id = s.person_id"
+            )
+    return pg_url, recs
+
+
+def pg_schema(url):
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        nullable = conn.execute(
+            "SELECT is_nullable FROM information_schema.columns"
+            " WHERE table_name = 'faces' AND column_name = 'person_id'"
+        ).fetchone()[0]
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'faces'"
+            )
+        }
+        index = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'faces_embedding'"
+        ).fetchone()
+    return int(version), nullable == "YES", "thumbnail" in columns, index and index[0]
+
+
+def check_v1_content(g, recs):
+    assert {p.name: p.faces for p in g.people()} == {"ann": 3, "bob": 2, "Zoë": 1}
+    hits = g.search(np.stack([r.embedding for r in recs]), k_people=2)
+    assert [h[0].name for h in hits] == [r.person for r in recs]
+    assert all(h[0].distance < 1e-4 for h in hits)
+    ann = np.sum([r.embedding for r in recs if r.person == "ann"], axis=0)
+    best = g.search((ann / np.linalg.norm(ann))[None], k_people=1)[0][0]
+    assert best.name == "ann" and best.distance == pytest.approx(0, abs=1e-5)  # template kept
+    assert g.threshold().value == 0.3
+    assert [(f.person, f.source_path, f.box) for f in g.faces() if f.person] == [
+        (r.person, r.source_path, r.box) for r in recs
+    ]
+
+
+def test_v1_postgres_gallery_reads_as_it_is(v1_database):
+    url, recs = v1_database
+    with open_gallery(url, MODEL, DIM) as g:
+        check_v1_content(g, recs)
+        assert g.count_unassigned() == 0 and not any(f.has_thumbnail for f in g.faces())
+        assert g.thumbnail(g.faces()[0].id) is None
+        assert [r.thumbnail for chunk in g.export_faces() for r in chunk] == [None] * 6
+    version, nullable, thumbnails, index = pg_schema(url)
+    assert (version, nullable, thumbnails) == (1, False, False) and "WHERE" not in index
+
+
+def test_v1_postgres_gallery_is_upgraded_by_a_write(v1_database):
+    url, recs = v1_database
+    with open_gallery(url, MODEL, DIM, writable=True) as g:
+        check_v1_content(g, recs)
+        loose = FaceRecord(None, "x.jpg", "loose", (0, 0, 1, 1), 0.9, recs[0].embedding, b"jpg")
+        (face_id,) = g.add([loose])
+        assert g.thumbnail(face_id) == b"jpg" and g.count_unassigned() == 1
+        assert g.search(recs[0].embedding[None], k_people=1)[0][0].name == "ann"
+    version, nullable, thumbnails, index = pg_schema(url)
+    assert (version, nullable, thumbnails) == (2, True, True)
+    assert "WHERE (person_id IS NOT NULL)" in index  # rebuilt as the partial index
+    with open_gallery(url, MODEL, DIM) as g:
+        check_v1_content(g, recs)
+
+
+def test_failed_postgres_upgrade_changes_nothing(v1_database, monkeypatch):
+    from psycopg import sql
+
+    from facesearch.gallery import postgres
+
+    url, recs = v1_database
+    real = postgres._schema_v2
+    monkeypatch.setattr(
+        postgres, "_schema_v2", lambda: [*real(), sql.SQL("SELECT no_such_function()")]
+    )
+    with pytest.raises(GalleryError, match="cannot create the gallery"):
+        open_gallery(url, MODEL, DIM, writable=True)
+    version, nullable, thumbnails, index = pg_schema(url)
+    assert (version, nullable, thumbnails) == (1, False, False) and index
+    monkeypatch.undo()
+    with open_gallery(url, MODEL, DIM, writable=True) as g:
+        check_v1_content(g, recs)
+    assert pg_schema(url)[0] == 2
+
+
+# -- migrate: unassigned faces and thumbnails ------------------------------------------------------
+
+
+def test_migrate_carries_unassigned_faces_and_thumbnails(tmp_path, pg_url):
+    from fakes import records
+
+    rng = np.random.default_rng(5)
+    recs = records(rng, "ann", 3, thumbnail=b"a") + records(rng, None, 4, thumbnail=b"u")
+    recs += records(rng, "bob", 2) + records(rng, None, 1, tag="more")
+    src, back = str(tmp_path / "src"), str(tmp_path / "back")
+    with open_gallery(src, MODEL, DIM, writable=True) as g:
+        g.add(recs)
+    assert migrate(src, pg_url, MODEL, DIM, batch=4).copied == 10
+    assert migrate(pg_url, back, MODEL, DIM, batch=3).copied == 10
+    again = migrate(src, pg_url, MODEL, DIM)
+    assert (again.copied, again.skipped) == (0, 10)
+    for location in (pg_url, back):
+        with open_gallery(location, MODEL, DIM) as g:
+            out = [r for chunk in g.export_faces() for r in chunk]
+            assert [(r.person, r.image_sha256, r.thumbnail) for r in out] == [
+                (r.person, r.image_sha256, r.thumbnail) for r in recs
+            ]
+            assert all(np.array_equal(a.embedding, b.embedding) for a, b in zip(out, recs))
+            assert (g.count_people(), g.count_faces(), g.count_unassigned()) == (2, 10, 5)
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.assign_faces([g.face_of_hash(recs[3].image_sha256).id], "cy")
+    with pytest.raises(GalleryError, match="unassigned in .* but enrolled as 'cy' in"):
+        migrate(src, pg_url, MODEL, DIM)

@@ -1,0 +1,1 @@
+"""Photo library mode: every face of a photo collection, clustered into unknown people."""
