@@ -18,7 +18,7 @@ from .. import __version__
 from ..pipeline import FaceSearch
 from . import errors
 from .auth import can_read
-from .context import ServerContext
+from .context import ServerContext, gallery_opened
 from .routers import faces, health, info, people, recognition
 from .settings import Settings
 from .uploads import BodySizeLimit
@@ -70,6 +70,7 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.batcher.start()
         preparing = asyncio.get_running_loop().create_task(ctx.prepare())
+        await asyncio.sleep(0)  # prepare() has begun: requests wait for the gallery from now
         try:
             yield
         finally:
@@ -90,7 +91,7 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)  # /healthz, /readyz: probes, no key needed
     app.include_router(health.router, prefix=API, dependencies=[Depends(can_read)])
     for module in (recognition, people, faces, info):
-        app.include_router(module.router, prefix=API)
+        app.include_router(module.router, prefix=API, dependencies=[Depends(gallery_opened)])
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
