@@ -101,8 +101,9 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
 def serve(fs: FaceSearch, settings: Settings, log_level: str = "info") -> str | None:
     """Run the server until Ctrl-C or SIGTERM; returns the signal's name (None otherwise).
 
-    uvicorn stops accepting connections, lets requests in flight finish (an enroll commits or
-    not at all: each batch is one transaction), then the lifespan closes the gallery.
+    uvicorn stops accepting connections, lets requests in flight finish (an enroll commits all
+    its photos; each of its batches is one transaction, so even a killed server leaves no half
+    of one), then the lifespan closes the gallery.
     """
     import uvicorn
 

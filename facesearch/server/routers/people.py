@@ -32,8 +32,9 @@ ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 def _person(ctx: ServerContext, name: str) -> Person:
+    wanted = validate_name(name)  # NFC, trimmed: as it was stored
     for person in ctx.fs.people():
-        if person.name == name:
+        if person.name == wanted:
             return person
     raise PersonNotFoundError(f"no person named {name!r} in the gallery")
 
