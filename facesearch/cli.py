@@ -580,7 +580,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    from .evaluation.report import summary_text, write_report
+    from .evaluation import summary_text, write_report
 
     written = write_report(ev, args.report) if args.report else []
     if args.json:
