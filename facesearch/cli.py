@@ -25,6 +25,7 @@ from . import (
     given,
     load_image,
 )
+from .runtimes import RUNTIMES
 
 PROG = "facesearch"
 
@@ -54,6 +55,13 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         choices=["auto", "fp32", "bf16"],
         default=default("auto"),
         help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default=default(os.environ.get("FACESEARCH_RUNTIME", "auto")),
+        help="where FaceNet runs on a CPU (auto: OpenVINO for bf16 when installed with "
+        "facesearch[fast], else torch; also $FACESEARCH_RUNTIME)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
@@ -362,7 +370,11 @@ def _annotate_target(out: str, image: str, many: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     fs = FaceSearch(
-        args.gallery, models_dir=args.models, device=args.device, precision=args.precision
+        args.gallery,
+        models_dir=args.models,
+        device=args.device,
+        precision=args.precision,
+        runtime=args.runtime,
     )
     with fs:
         if args.command == "enroll":

@@ -75,6 +75,7 @@ class FaceSearch:
         models_dir: str | None = None,
         device: str | None = None,
         precision: str = "auto",
+        runtime: str = "auto",
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
@@ -93,6 +94,7 @@ class FaceSearch:
         self._embedder = embedder
         self._models_dir = models_dir
         self._precision = precision
+        self._runtime = runtime
         self._allow_download = allow_download
         self._reader: GalleryBackend | None = None
         self._parts_lock = threading.Lock()  # lazy construction of detectors and the embedder
@@ -125,6 +127,7 @@ class FaceSearch:
                         models_dir=self._models_dir,
                         device=self._device,
                         precision=self._precision,
+                        runtime=self._runtime,
                         allow_download=self._allow_download,
                     )
         return self._embedder
@@ -615,6 +618,7 @@ class FaceSearch:
         data["weights"] = str(emb.weights_path) if emb.weights_path else None
         data["device"] = str(emb.device)
         data["precision"] = emb.precision
+        data["runtime"] = emb.runtime
         return data
 
 
