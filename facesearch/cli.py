@@ -610,7 +610,7 @@ def _cmd_split(fs: FaceSearch, args: argparse.Namespace) -> int:
     if ids == [args.cluster]:
         print(f"Cluster {args.cluster} did not split (its faces are close together)")
     elif not ids:
-        print(f"Cluster {args.cluster} fell apart: its faces are unclustered now")
+        print(f"Cluster {args.cluster} fell apart: its faces are unclustered (kept out) now")
     else:
         print(f"Cluster {args.cluster} split into {', '.join(str(i) for i in ids)}")
     return 0

@@ -739,7 +739,7 @@ class FaceSearch:
     def split_cluster(self, cluster: int, average_distance: float | None = None) -> list[int]:
         """Cluster one cluster again more strictly (``average_distance``, default a little
         below the clusterer's); returns the resulting ids, largest first (the largest keeps
-        the id; one id: it did not split)."""
+        the id; one id: it did not split). Faces in no part are kept out of clustering."""
         from .library.clusters import split_cluster
 
         with self._writing() as gallery:

@@ -106,9 +106,9 @@ def update_clusters(
 def cluster_report(loose: LooseFaces, faces: list[FaceInfo], min_faces: int = 3) -> ClusterReport:
     """The stored clusters of at least ``min_faces`` faces, largest first (then by id), each
     with its faces by id and the face nearest their mean; ``unclustered``: the clusterable
-    faces in none of them."""
+    faces of no one (not suggested for anyone; kept-out ones included) in none of them."""
     info = {f.id: f for f in faces}
-    pool = loose[clusterable(loose)]
+    pool = loose[loose.suggested == 0]
     out: list[Cluster] = []
     listed = 0
     for cid in np.unique(pool.clusters[pool.clusters > 0]).tolist():
@@ -136,8 +136,9 @@ def split_cluster(
 ) -> list[int]:
     """Cluster one cluster's faces again, more strictly (a smaller ``average_distance``, by
     default ``SPLIT_STRICTER`` below the clusterer's); the largest part keeps the id, the others
-    get new ones, faces left alone leave it. Returns the resulting cluster ids, largest first
-    (one id: it could not be split)."""
+    get new ones, faces left alone are kept out of clustering (as if ejected: otherwise the next
+    ``update_clusters`` would join them again by the usual rule). Returns the resulting cluster
+    ids, largest first (one id: it could not be split; none: it fell apart)."""
     from ..errors import InputError
 
     loose = gallery.loose_faces()
@@ -166,7 +167,7 @@ def split_cluster(
     ids = {lab: (cluster_id if k == 0 else next_id + k - 1) for k, lab in enumerate(order)}
     gallery.set_clusters(
         {
-            int(fid): (ids[int(lab)] if lab >= 0 else None)
+            int(fid): (ids[int(lab)] if lab >= 0 else -1)
             for fid, lab in zip(part.ids.tolist(), labels.tolist())
         }
     )
