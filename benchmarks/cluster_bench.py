@@ -165,19 +165,15 @@ def run_dbscan(v: np.ndarray, groups: np.ndarray, eps: float) -> np.ndarray:
     return DBSCAN(eps=eps, min_samples=MIN_FACES, metric="cosine", algorithm="brute").fit(v).labels_
 
 
-def run_hdbscan(v: np.ndarray, groups: np.ndarray, eps: float) -> np.ndarray:
+def run_hdbscan(v: np.ndarray, groups: np.ndarray, params: tuple[int, str]) -> np.ndarray:
     from sklearn.cluster import HDBSCAN
 
-    # Euclidean distance between unit vectors is sqrt(2 * cosine distance)
-    return (
-        HDBSCAN(
-            min_cluster_size=MIN_FACES,
-            min_samples=MIN_FACES,
-            cluster_selection_epsilon=float(np.sqrt(2 * eps)) if eps else 0.0,
-        )
-        .fit(v)
-        .labels_
+    # on unit vectors Euclidean distance is sqrt(2 * cosine distance): the same order
+    min_samples, method = params
+    model = HDBSCAN(
+        min_cluster_size=MIN_FACES, min_samples=min_samples, cluster_selection_method=method
     )
+    return model.fit(v).labels_
 
 
 def run_facesearch(v: np.ndarray, groups: np.ndarray, params: tuple[float, float]) -> np.ndarray:

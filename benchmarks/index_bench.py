@@ -1,4 +1,4 @@
-"""facesearch's HNSW index against hnswlib, faiss (IndexHNSWFlat) and exact search, as N grows.
+"""facesearch's HNSW index against hnswlib, faiss (IndexHNSWFlat), pgvector and exact search.
 
 Data: the real FaceNet embeddings of ``../shared/faces/lfw_dev`` (computed once, cached) plus
 synthetic face-like vectors (a Gaussian fitted to the real ones, normalised) up to each N.
@@ -14,13 +14,20 @@ recall@10, queries/s), then at the operating point (the smallest ef whose recall
 (best of 3 passes, exact search too).
 The same single queries are also timed at one fixed ef for every N (``--growth-ef``), which
 separates how a search step grows with N from how much wider a search must be for equal recall.
-hnswlib and faiss get the same M and ef_construction as facesearch.
+hnswlib, faiss and pgvector get the same M and ef_construction as facesearch.
+
+pgvector's HNSW index (``vector_ip_ops``, as a PostgreSQL gallery has it; ``--methods
+pgvector-cos`` for ``vector_cosine_ops``) lives in a throwaway pgserver (PostgreSQL 16 +
+pgvector; ``_common.PG_SETTINGS``) or the server at ``--pg-url``: see ``PgVector`` for how it is
+built, searched and measured, and docs/postgres.md for the results.
 
     python benchmarks/index_bench.py [--quick] [--n 10000 100000 1000000] [--json PATH]
         [--plot PATH] [--ef EF] [--target 0.995] [--M 16 --ef-construction 128]
+        [--methods facesearch hnswlib faiss-hnsw pgvector] [--pg-url URL]
 
 The contenders come from the benchmark-only extra: ``pip install -e '.[bench]'`` (hnswlib is
-built from source there). A contender that is not installed is left out with a note.
+built from source there) and, for pgvector, ``pip install -e '.[test]'`` (pgserver, psycopg,
+pgvector). A contender that is not installed is left out with a note.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import CACHE, LFW_DEV, use_shared_models  # noqa: E402
+from _common import CACHE, LFW_DEV, PgServer, server_memory_mb, use_shared_models  # noqa: E402
 
 K = 10
 TIE = 1e-6
@@ -167,6 +174,19 @@ class Contender:
     def view(self, path: str) -> bool:
         return False
 
+    in_server = False  # the index lives in a database server: nothing to save or load
+
+    def configure(self, spec: dict) -> None:
+        """Settings from the run beside the build parameters (a server's URL)."""
+
+    def prepare(self, vectors: np.ndarray) -> float | None:
+        """Put the vectors where the build reads them (a table); seconds taken, or None."""
+        return None
+
+    def server_mb(self) -> float | None:
+        """Memory a server holds for this index (its processes, not this one), if measurable."""
+        return None
+
 
 class Facesearch(Contender):
     name = "facesearch"
@@ -269,8 +289,138 @@ class FaissHNSW(Contender):
         self.index = faiss.read_index(path)
 
 
-CONTENDERS = {c.name: c for c in (Facesearch, Hnswlib, FaissHNSW)}
-MODULES = {"facesearch": "usearch", "hnswlib": "hnswlib", "faiss-hnsw": "faiss"}
+class PgVector(Contender):
+    """pgvector's HNSW index in PostgreSQL, as a PostgreSQL gallery has it (``vector_ip_ops`` on
+    the unit vectors; built once over the filled table, as ``bulk_load`` and ``migrate`` do).
+
+    The vectors go into ``items(id, embedding)`` by binary COPY (``prepare``, not counted in the
+    build), then CREATE INDEX with ``maintenance_work_mem`` = PG_BUILD_MEMORY so that the graph is
+    built in memory, by pgvector's parallel build (the table's ``parallel_workers`` = the cores,
+    capped by the server's ``max_parallel_maintenance_workers``).
+    ef is the sessions' ``hnsw.ef_search``. A single query is one prepared statement on one
+    connection; a batch is split over one connection per thread, each sending its share in
+    pipeline mode (no wait for one answer before the next query goes out).
+    """
+
+    name = "pgvector"
+    opclass, operator = "vector_ip_ops", "<#>"
+    in_server = True
+
+    def configure(self, spec: dict) -> None:
+        self.url, self.pid = spec["pg_url"], spec.get("pg_pid")
+        self.conns: list = []
+        self.ef = 40  # pgvector's default ef_search
+
+    def _connect(self):
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        conn = psycopg.connect(self.url, autocommit=True)
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(conn)
+        conn.execute(f"SET hnsw.ef_search = {int(self.ef)}")
+        return conn
+
+    def _connections(self, n: int) -> list:
+        while len(self.conns) < n:
+            self.conns.append(self._connect())
+        return self.conns[:n]
+
+    def prepare(self, vectors: np.ndarray) -> float:
+        t = time.perf_counter()
+        conn = self._connections(1)[0]
+        conn.execute(f"CREATE TABLE items (id integer PRIMARY KEY, embedding vector({self.dim}))")
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["int4", "vector"])
+            for i, v in enumerate(vectors):
+                copy.write_row((i, v))
+        conn.execute("VACUUM ANALYZE items")
+        # the vectors (2 kB each) live in the TOAST table, so the planner sees a small heap and
+        # builds the index serially; all cores, like the other contenders' builds
+        conn.execute(f"ALTER TABLE items SET (parallel_workers = {os.cpu_count() or 1})")
+        return time.perf_counter() - t
+
+    def build(self, vectors: np.ndarray) -> None:
+        conn = self._connections(1)[0]
+        conn.execute(f"SET maintenance_work_mem = '{PG_BUILD_MEMORY}'")
+        conn.execute(
+            f"CREATE INDEX items_hnsw ON items USING hnsw (embedding {self.opclass})"
+            f" WITH (m = {int(self.m)}, ef_construction = {int(self.efc)})"
+        )
+
+    def set_ef(self, ef: int) -> None:
+        self.ef = ef
+        for conn in self.conns:
+            conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+
+    def _query(self, k: int) -> str:
+        return f"SELECT id FROM items ORDER BY embedding {self.operator} %b LIMIT {int(k)}"
+
+    def _ids(self, rows: list, k: int) -> np.ndarray:
+        out = np.full(k, -1, np.int64)
+        out[: len(rows)] = [r[0] for r in rows]
+        return out
+
+    def search(self, queries: np.ndarray, k: int, threads: int) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        sql = self._query(k)
+        if len(queries) == 1:
+            rows = self._connections(1)[0].execute(sql, (queries[0],), prepare=True).fetchall()
+            return self._ids(rows, k)[None]
+
+        def share(conn, part: np.ndarray) -> list[np.ndarray]:
+            with conn.pipeline() as pipe:
+                curs = [conn.cursor() for _ in part]
+                for cur, q in zip(curs, part):
+                    cur.execute(sql, (q,), prepare=True)
+                pipe.sync()
+                return [self._ids(cur.fetchall(), k) for cur in curs]
+
+        conns = self._connections(max(1, min(threads, len(queries))))
+        parts = np.array_split(queries, len(conns))
+        with ThreadPoolExecutor(len(conns)) as ex:
+            found = list(ex.map(share, conns, parts))
+        return np.stack([row for part in found for row in part])
+
+    def load(self, path: str) -> None:
+        self._connections(1)
+
+    def server_mb(self) -> float | None:
+        return server_memory_mb(self.pid)
+
+    def disk_mb(self) -> tuple[float, float]:
+        """(index, table with its TOAST) on disk, MB."""
+        row = (
+            self._connections(1)[0]
+            .execute("SELECT pg_relation_size('items_hnsw'), pg_table_size('items')")
+            .fetchone()
+        )
+        return row[0] / 2**20, row[1] / 2**20
+
+
+class PgVectorCosine(PgVector):
+    """pgvector with ``vector_cosine_ops`` (the product uses ``vector_ip_ops``), for comparison."""
+
+    name = "pgvector-cos"
+    opclass, operator = "vector_cosine_ops", "<=>"
+
+
+CONTENDERS = {c.name: c for c in (Facesearch, Hnswlib, FaissHNSW, PgVector, PgVectorCosine)}
+DEFAULT_METHODS = ["facesearch", "hnswlib", "faiss-hnsw", "pgvector"]
+MODULES = {
+    "facesearch": ["usearch"],
+    "hnswlib": ["hnswlib"],
+    "faiss-hnsw": ["faiss"],
+    "pgvector": ["psycopg", "pgvector.psycopg"],
+    "pgvector-cos": ["psycopg", "pgvector.psycopg"],
+}
+PG_METHODS = ("pgvector", "pgvector-cos")
+PG_DATABASE = "index_bench"
+PG_BUILD_MEMORY = "1GB"
 
 
 def rss_mb() -> float:
@@ -312,7 +462,9 @@ class Result:
     save_s: float | None = None
     load_s: float | None = None
     mmap_load_s: float | None = None
-    file_mb: float | None = None
+    file_mb: float | None = None  # pgvector: the index on disk (pg_relation_size)
+    table_mb: float | None = None  # pgvector: the table the index points into (pg_table_size)
+    copy_s: float | None = None  # pgvector: COPY of the vectors into the table, before the build
     growth_ef: int | None = None
     ms_at_growth_ef: float | None = None  # mean single-query ms at growth_ef (one thread)
     variant: bool = False  # a non-default storage type of facesearch, not the configured index
@@ -337,13 +489,15 @@ def worker(spec: dict) -> Result:
     c = CONTENDERS[spec["method"]](
         data["gallery"].shape[1], spec["M"], spec["ef_construction"], spec["dtype"]
     )
-    before = rss_mb()
+    c.configure(spec)
+    res = Result(n=len(data["gallery"]), method=c.name, variant=bool(spec["dtype"]))
+    res.copy_s = c.prepare(data["gallery"])
+    before = rss_mb() + (c.server_mb() or 0.0)
     t = time.perf_counter()
     c.build(data["gallery"])
-    res = Result(n=len(data["gallery"]), method=c.name, variant=bool(spec["dtype"]))
     res.build_s = time.perf_counter() - t
     gc.collect()
-    res.build_memory_mb = rss_mb() - before
+    res.build_memory_mb = rss_mb() + (c.server_mb() or 0.0) - before
     if c.name == "facesearch":
         p = c.index.params  # type: ignore[attr-defined]
         res.M, res.ef_construction, res.dtype = p.connectivity, p.expansion_add, p.dtype
@@ -379,6 +533,9 @@ def worker(spec: dict) -> Result:
     for key in ("ef", "recall_at_1", "recall_at_1_real", "recall_at_1_synthetic", "recall_at_10"):
         setattr(res, key, chosen[key])
     res.qps_batch = chosen["qps_batch"]
+    if c.in_server:  # nothing to save or load: the file is the index's relation
+        res.file_mb, res.table_mb = c.disk_mb()  # type: ignore[attr-defined]
+        return res
     t = time.perf_counter()
     c.save(path)
     res.save_s = time.perf_counter() - t
@@ -395,9 +552,10 @@ def serve(spec: dict, path: str, queries: np.ndarray) -> Result:
     c = CONTENDERS[spec["method"]](
         queries.shape[1], spec["M"], spec["ef_construction"], spec["dtype"]
     )
+    c.configure(spec)
     res = Result(n=0, method=c.name)
     gc.collect()
-    before = rss_mb()
+    before = rss_mb() + (c.server_mb() or 0.0)
     t = time.perf_counter()
     if c.view(path):
         res.mmap_load_s = time.perf_counter() - t
@@ -406,7 +564,9 @@ def serve(spec: dict, path: str, queries: np.ndarray) -> Result:
     c.set_ef(spec["ef"])
     c.search(queries, K, 1)  # warm up: page in what the queries touch (memory-mapped files)
     times = best_pass(lambda q: c.search(q[None], K, 1), queries)
-    res.memory_mb = rss_mb() - before
+    res.memory_mb = rss_mb() + (c.server_mb() or 0.0) - before
+    if c.in_server and c.server_mb() is None:  # a server whose processes are not ours to see
+        res.memory_mb += sum(c.disk_mb())  # type: ignore[attr-defined]
     res.qps_single = len(times) / sum(times)
     res.p50_ms, res.p99_ms = (float(np.percentile(times, p) * 1e3) for p in (50, 99))
     if spec.get("growth_ef"):
@@ -434,9 +594,11 @@ def run_worker(spec: dict) -> Result | None:
 # -- the run ------------------------------------------------------------------------------------
 
 
-def available(method: str) -> bool:
+def available(method: str, pg_url: str | None = None) -> bool:
+    modules = MODULES[method] + (["pgserver"] if method in PG_METHODS and not pg_url else [])
     try:
-        __import__(MODULES[method])
+        for module in modules:
+            __import__(module)
     except ImportError:
         return False
     return True
@@ -504,7 +666,12 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
             ]
         for job in jobs:
             t = time.perf_counter()
+            if job["method"] in PG_METHODS:  # a fresh database; the server empties its cache
+                job["pg_url"], job["pg_pid"] = args.pg.database(PG_DATABASE), args.pg.pid
             r = run_worker({**base, **job, "phase": "build"})
+            if r is not None and job["method"] in PG_METHODS:
+                args.pg.restart()  # the serving process starts cold, as the others do
+                job["pg_pid"] = args.pg.pid
             s = r and run_worker({**base, **job, "phase": "serve", "ef": r.ef})
             for f in glob.glob(str(Path(tmp) / "index-*")):
                 os.unlink(f)
@@ -530,7 +697,7 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
     fs = next((r for r in results if r.method == "facesearch"), None)
     if fs is not None:
         for r in results:
-            if r.method in ("hnswlib", "faiss-hnsw"):
+            if r.method in ("hnswlib", "faiss-hnsw", *PG_METHODS):
                 r.M, r.ef_construction = fs.M, fs.ef_construction
     return results
 
@@ -650,7 +817,12 @@ def main() -> int:
     )
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000, help="half held-out real, half synthetic")
-    ap.add_argument("--methods", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(CONTENDERS))
+    ap.add_argument(
+        "--pg-url",
+        help="admin URL of a PostgreSQL server with pgvector for the pgvector contenders "
+        "(default: a throwaway pgserver; its database index_bench is dropped and re-created)",
+    )
     ap.add_argument("--M", type=int, default=None, help="graph degree (default: facesearch's)")
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--ef", type=int, default=None, help="fixed search breadth instead of a sweep")
@@ -697,9 +869,14 @@ def main() -> int:
 
         args.M = args.M or IndexParams().connectivity
         args.ef_construction = args.ef_construction or IndexParams().expansion_add
-    missing = [m for m in args.methods if not available(m)]
+    missing = [m for m in args.methods if not available(m, args.pg_url)]
     for m in missing:
-        print(f"note: {m} is not installed (pip install -e '.[bench]'); left out")
+        hint = (
+            "pip install -e '.[test]' or --pg-url"
+            if m in PG_METHODS
+            else "pip install -e '.[bench]'"
+        )
+        print(f"note: {m} is not installed ({hint}); left out")
     args.methods = [m for m in args.methods if m not in missing]
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -707,17 +884,38 @@ def main() -> int:
     print(
         f"{len(real):,} real lfw_dev embeddings; {os.cpu_count()} cores; target recall@1 {args.target}"
     )
+    args.pg, versions = None, {}
+    if any(m in PG_METHODS for m in args.methods):
+        if args.pg_url:
+            args.pg = PgServer.external(args.pg_url)
+        else:
+            args.pg = PgServer.start(Path(tempfile.mkdtemp(prefix="index-bench-pg-")))
+        versions["postgresql"], versions["pgvector"] = args.pg.versions()
+        print(f"PostgreSQL {versions['postgresql']}, pgvector {versions['pgvector']}")
     results: list[Result] = []
-    for n in args.n:
-        results += bench_n(args, real, n)
+    try:
+        for n in args.n:
+            results += bench_n(args, real, n)
+    finally:
+        if args.pg is not None:
+            args.pg.stop()
     print_table(results)
+    for r in results:
+        if r.method in PG_METHODS:
+            print(
+                f"{r.method} at {r.n:,}: COPY into the table {r.copy_s:.1f}s (not in build s), "
+                f"table {r.table_mb:,.0f} MB, index {r.file_mb:,.0f} MB on disk"
+            )
     print(
         "\nR@1: top-1 is the exact nearest (ties count); R@10: share of the exact top 10 returned. "
         "q/s 1 thr: one query per call, one thread; batch: all queries in one call, all cores. "
         "mem: resident growth of a process that opened the saved index and ran the queries one by one "
         "(exact: the vectors). +rrK: graph on compressed vectors, best K re-ranked with exact ones. "
         "mmap: memory-mapped open. ms@gef: ms per single query at the fixed --growth-ef "
-        "(exact: its single-query time)."
+        "(exact: its single-query time). pgvector: build = CREATE INDEX over the filled table; "
+        "file = the index's relation; mem = growth of the server's memory (PSS of all its "
+        "processes, restarted cold before the single queries) plus the client's; batch = one "
+        "connection per core, pipelined."
     )
     if args.plot:
         plot(results, args.plot)
@@ -729,6 +927,7 @@ def main() -> int:
             "variants": [asdict(r) for r in results if r.variant],
             "target": args.target,
             "cores": os.cpu_count(),
+            "versions": versions,
         }
         args.json.write_text(json.dumps(doc, indent=1))
         print(f"json: {args.json}")

@@ -5,13 +5,25 @@ embeddings under their people's names, padded with synthetic face-like vectors (
 to the real ones, normalised; 5 faces per synthetic person). Then, each in a fresh process, as a
 user would run them:
 
-- open the gallery read-only (the index is memory-mapped) and answer one search;
+- open the gallery read-only (a directory's index is memory-mapped; a database is connected to)
+  and answer searches of one face each (k_people=3, the default breadth): the first, then the
+  mean, p50 and p95 of the next 100;
 - ``facesearch identify`` on a group photo (wall time, models loaded included);
 - ``facesearch enroll`` of one new person folder: the index takes the new faces incrementally
-  (no rebuild: the index file grows, it is not rebuilt from the database);
+  (no rebuild: the index file grows, or pgvector inserts them into its graph);
 - ``facesearch remove`` of that person; ``facesearch info``.
 
-    python benchmarks/large_gallery.py [--n 1000000] [--gallery DIR] [--keep]
+The gallery is a directory, or a PostgreSQL database with pgvector: ``--gallery
+postgresql://...`` (an existing one, or an empty database to fill), or ``--postgres``, a throwaway
+pgserver (PostgreSQL 16 + pgvector; shared_buffers 1GB) in a temporary directory. A database is
+filled in one ``bulk_load`` (the rows first, the HNSW index built once with the gallery's default
+parameters and maintenance_work_mem = 1GB, so that the graph is built in memory).
+
+``--processes P`` also times P processes searching the gallery at once against one alone: each
+opens it, waits until all are ready, then searches one face at a time for ``--seconds``.
+
+    python benchmarks/large_gallery.py [--n 1000000] [--gallery DIR | URL | --postgres] [--keep]
+        [--processes 4 --seconds 20]
 """
 
 from __future__ import annotations
@@ -27,32 +39,57 @@ import time
 from pathlib import Path
 
 import numpy as np
-from index_bench import FaceLike, real_embeddings
+from index_bench import PG_BUILD_MEMORY, FaceLike, real_embeddings
 
-from _common import FACES, REPO, use_shared_models
+from _common import FACES, REPO, PgServer, use_shared_models
 
 OPEN_AND_SEARCH = """
 import sys, time, numpy as np
 t = time.perf_counter()
-from facesearch.gallery import Gallery
-g = Gallery(sys.argv[1], sys.argv[2], 512)
+from facesearch.gallery import open_gallery
+g = open_gallery(sys.argv[1], sys.argv[2], 512)
 opened = time.perf_counter() - t
 q = np.load(sys.argv[3])
 t = time.perf_counter()
 g.search(q[:1], 3)
 first = time.perf_counter() - t
-t = time.perf_counter()
+times = []
 for row in q[1:]:
+    t = time.perf_counter()
     g.search(row[None], 3)
-rest = (time.perf_counter() - t) / (len(q) - 1)
-print(opened, first, rest, g.index.view)
+    times.append(time.perf_counter() - t)
+rest = sum(times) / len(times)
+view = g.index.view if hasattr(g, "index") else "-"
+print(opened, first, rest, view, np.percentile(times, 50), np.percentile(times, 95))
+"""
+
+# one of --processes searchers: opens the gallery, says it is ready, waits for "go", then searches
+# one face at a time for the given seconds; prints its count and latencies (JSON)
+SEARCHER = """
+import json, sys, time, numpy as np
+from facesearch.gallery import open_gallery
+g = open_gallery(sys.argv[1], sys.argv[2], 512)
+q = np.load(sys.argv[3])
+offset, seconds = int(sys.argv[4]), float(sys.argv[5])
+for row in q[:10]:
+    g.search(row[None], 3)
+print("ready", flush=True)
+sys.stdin.readline()
+times, start = [], time.perf_counter()
+while time.perf_counter() - start < seconds:
+    row = q[(offset + len(times)) % len(q)]
+    t = time.perf_counter()
+    g.search(row[None], 3)
+    times.append(time.perf_counter() - t)
+wall = time.perf_counter() - start
+print(json.dumps({"searches": len(times), "wall": wall, "times": times}))
 """
 
 
-def build(gallery: Path, n: int, model_id: str) -> float:
+def build(gallery: str | Path, n: int, model_id: str) -> float:
     from _common import LFW_DEV
     from facesearch.evaluation.evalset import load_eval_set
-    from facesearch.gallery import Gallery
+    from facesearch.gallery import Gallery, is_postgres_url, open_gallery
     from facesearch.types import FaceRecord
 
     real = real_embeddings()
@@ -64,7 +101,15 @@ def build(gallery: Path, n: int, model_id: str) -> float:
     names = [es.people[es.person_of[i]] for i in np.flatnonzero(emb.found)]
     fake = FaceLike(real, 1)
     t = time.perf_counter()
-    with Gallery(gallery, model_id, real.shape[1], writable=True) as g:
+    pg = is_postgres_url(gallery)
+    if pg:  # the index is built once at the end of bulk_load: let the graph fit in memory
+        os.environ["PGOPTIONS"] = f"-c maintenance_work_mem={PG_BUILD_MEMORY}"
+    g = (
+        open_gallery(gallery, model_id, real.shape[1], writable=True)
+        if pg
+        else Gallery(Path(gallery), model_id, real.shape[1], writable=True)
+    )
+    with g, g.bulk_load():
         g.add(
             [
                 FaceRecord(name, f"lfw/{i}", f"real-{i}", (0, 0, 1, 1), 1.0, v)
@@ -90,7 +135,53 @@ def build(gallery: Path, n: int, model_id: str) -> float:
             )
             done += m
             print(f"  {done:,} faces ({time.perf_counter() - t:.0f}s)", flush=True)
+    os.environ.pop("PGOPTIONS", None)
     return time.perf_counter() - t
+
+
+def has_gallery(gallery: str | Path, model_id: str) -> bool:
+    """Whether ``gallery`` already holds faces (a directory's database, or a database's table)."""
+    from facesearch.errors import GalleryError
+    from facesearch.gallery import is_postgres_url, open_gallery
+
+    if not is_postgres_url(gallery):
+        return (Path(gallery) / "gallery.sqlite3").exists()
+    try:
+        with open_gallery(gallery, model_id, 512) as g:
+            return g.count_faces() > 0
+    except GalleryError:
+        return False
+
+
+def concurrent_searches(
+    gallery: str, model_id: str, queries: Path, processes: int, seconds: float
+) -> dict:
+    """``processes`` fresh processes searching ``gallery`` at once, one face at a time each."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SEARCHER, gallery, model_id, str(queries)]
+            + [str(i * 997), str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+            raise SystemExit(f"a searcher failed to open {gallery}")
+    for p in procs:
+        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    times = np.concatenate([o["times"] for o in outs])
+    per = [o["searches"] / o["wall"] for o in outs]
+    return {
+        "per_process": per,
+        "total": sum(per),
+        "p50_ms": float(np.percentile(times, 50) * 1e3),
+        "p95_ms": float(np.percentile(times, 95) * 1e3),
+    }
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
@@ -107,55 +198,101 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--gallery", type=Path, help="reuse (or create) this gallery directory")
+    ap.add_argument(
+        "--gallery",
+        help="reuse (or create) this gallery: a directory, or a postgresql:// database URL",
+    )
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a PostgreSQL gallery in a throwaway pgserver (PostgreSQL 16 + pgvector)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the gallery afterwards")
+    ap.add_argument(
+        "--processes", type=int, default=0, help="also time this many processes searching at once"
+    )
+    ap.add_argument("--seconds", type=float, default=20.0, help="each --processes run's length")
     args = ap.parse_args()
     use_shared_models()
     from facesearch.embedding import FaceEmbedder
+    from facesearch.gallery import is_postgres_url
 
     model_id = FaceEmbedder().model_id
-    tmp = None
+    tmp = server = None
     if args.gallery is None:
         tmp = Path(tempfile.mkdtemp(prefix="large-gallery-", dir=REPO / ".cache"))
-        args.gallery = tmp / "gallery"
+        if args.postgres:
+            server = PgServer.start(Path(tempfile.mkdtemp(prefix="large-gallery-pg-")))
+            args.gallery = server.database("large_gallery")
+        else:
+            args.gallery = str(tmp / "gallery")
+    pg = is_postgres_url(args.gallery)
     fs_cmd = [sys.executable, "-m", "facesearch.cli", "--gallery", str(args.gallery)]
     rows: list[tuple[str, str]] = []
     try:
-        if not (args.gallery / "gallery.sqlite3").exists():
+        if not has_gallery(args.gallery, model_id):
             print(f"building a {args.n:,}-face gallery in {args.gallery}", flush=True)
             secs = build(args.gallery, args.n, model_id)
-            rows.append(("build (SQLite + HNSW index, library API)", f"{secs:.0f} s"))
+            what = "PostgreSQL + pgvector HNSW, bulk load" if pg else "SQLite + HNSW index"
+            rows.append((f"build ({what}, library API)", f"{secs:.0f} s"))
         _, out = run(fs_cmd + ["info", "--json"])
         info = json.loads(out)
-        files = info["files"]
         rows.append(("faces / people", f"{info['faces']:,} / {info['people']:,}"))
         rows.append(("index", ", ".join(f"{k}={v}" for k, v in info["index"].items())))
-        rows.append(("files", ", ".join(f"{k} {v / 2**20:,.0f} MB" for k, v in files.items() if v)))
+        if pg:
+            server_info = info["server"]
+            rows.append(
+                (
+                    "server",
+                    f"PostgreSQL {server_info['postgresql']}, database "
+                    f"{server_info['database_bytes'] / 2**20:,.0f} MB, index "
+                    f"{info['index']['memory_bytes'] / 2**20:,.0f} MB",
+                )
+            )
+        else:
+            files = info["files"]
+            rows.append(
+                ("files", ", ".join(f"{k} {v / 2**20:,.0f} MB" for k, v in files.items() if v))
+            )
         queries = Path(tempfile.mkdtemp()) / "q.npy"
         np.save(queries, FaceLike(real_embeddings(), 7).sample(101))
-        _, out = run(
-            [sys.executable, "-c", OPEN_AND_SEARCH, str(args.gallery), model_id, str(queries)]
-        )
-        opened, first, rest, view = out.split()
+        _, out = run([sys.executable, "-c", OPEN_AND_SEARCH, args.gallery, model_id, str(queries)])
+        opened, first, rest, view, p50, p95 = out.split()
         rows.append(
             (
                 "open read-only (fresh process)",
-                f"{float(opened) * 1e3:.0f} ms (memory-mapped: {view})",
+                f"{float(opened) * 1e3:.0f} ms"
+                + (" (a connection)" if pg else f" (memory-mapped: {view})"),
             )
         )
         rows.append(
             (
                 "first search / next ones",
-                f"{float(first) * 1e3:.1f} ms / {float(rest) * 1e3:.2f} ms",
+                f"{float(first) * 1e3:.1f} ms / {float(rest) * 1e3:.2f} ms "
+                f"(p50 {float(p50) * 1e3:.2f}, p95 {float(p95) * 1e3:.2f} ms)",
             )
         )
+        if args.processes:
+            many = Path(tempfile.mkdtemp()) / "q.npy"
+            np.save(many, FaceLike(real_embeddings(), 8).sample(5000))
+            for procs in dict.fromkeys([1, args.processes]):
+                r = concurrent_searches(args.gallery, model_id, many, procs, args.seconds)
+                rows.append(
+                    (
+                        f"{procs} process{'es' if procs > 1 else ''} searching at once "
+                        f"({os.cpu_count()} cores)",
+                        f"{r['total']:.0f} searches/s in all ("
+                        + ", ".join(f"{x:.0f}" for x in r["per_process"])
+                        + f" per process), p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms",
+                    )
+                )
         photo = FACES / "bbt" / "group" / sorted(os.listdir(FACES / "bbt" / "group"))[0]
         secs, out = run(fs_cmd + ["identify", str(photo)])
         rows.append(
             (f"facesearch identify {photo.name} (cold CLI, models included)", f"{secs:.1f} s")
         )
-        index_file = args.gallery / "faces.usearch"
-        before = index_file.stat().st_mtime
+        index_file = None if pg else Path(args.gallery) / "faces.usearch"
+        before = None if index_file is None else index_file.stat().st_mtime
         person = Path(tempfile.mkdtemp()) / "Newcomer"
         shutil.copytree(
             FACES / "celebrity5" / "train" / sorted(os.listdir(FACES / "celebrity5" / "train"))[0],
@@ -164,11 +301,16 @@ def main() -> int:
         secs, _ = run(fs_cmd + ["enroll", str(person.parent)])
         _, out = run(fs_cmd + ["info", "--json"])
         after = json.loads(out)
+        saved = (
+            "inserted into pgvector's graph"
+            if index_file is None
+            else f"saved again: {index_file.stat().st_mtime != before}"
+        )
         rows.append(
             (
                 f"facesearch enroll 1 person ({after['faces'] - info['faces']} photos)",
                 f"{secs:.1f} s (index {info['index']['size']:,} -> {after['index']['size']:,}, "
-                f"saved again: {index_file.stat().st_mtime != before})",
+                f"{saved})",
             )
         )
         secs, _ = run(fs_cmd + ["remove", "Newcomer"])
@@ -176,6 +318,8 @@ def main() -> int:
         secs, _ = run(fs_cmd + ["info"])
         rows.append(("facesearch info", f"{secs:.1f} s"))
     finally:
+        if server is not None:  # a throwaway server goes, --keep or not
+            server.stop()
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(k) for k, _ in rows)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -256,6 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
     p.add_argument(
         "--events", metavar="FILE", help="append JSON lines (appear/recognized/leave); - = stdout"
+    )
+    p.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST each event as JSON to URL (retried; repeatable); signed with "
+        "$FACESEARCH_WEBHOOK_SECRET when set (X-Facesearch-Signature: sha256=HMAC)",
+    )
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish events to an MQTT broker, mqtt://[user:pass@]host[:1883] "
+        "(topics facesearch/CAMERA/events, facesearch/people/NAME)",
+    )
+    p.add_argument(
+        "--camera-name",
+        default="live",
+        metavar="NAME",
+        help="the camera's name in webhook and MQTT events (default: live)",
     )
     p.add_argument(
         "--realtime",
@@ -726,10 +747,18 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         except OSError as err:
             raise InputError(f"{args.events}: cannot write events ({err.strerror})") from err
 
+    from .events import event_payload, open_sinks
+
+    sinks = open_sinks(
+        args.webhook, args.mqtt, secret=os.environ.get("FACESEARCH_WEBHOOK_SECRET") or None
+    )
+
     def on_event(ev: Any) -> None:
         if events_out is not None:
             events_out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
             events_out.flush()
+        if sinks is not None:
+            sinks.send(event_payload(ev.to_dict(), args.camera_name))
 
     source = FrameSource(parse_source(args.source), realtime=args.realtime)
     try:
@@ -752,6 +781,8 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
     finally:
         if events_out is not None and events_out is not sys.stdout:
             events_out.close()
+        if sinks is not None:
+            sinks.close()
     print(
         f"{PROG}: {stats.frames} frames in {stats.seconds:.1f}s ({stats.fps:.1f} FPS), "
         f"{stats.embedded_faces} face embeddings, {source.dropped} frames skipped",
@@ -798,7 +829,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    from .evaluation.report import summary_text, write_report
+    from .evaluation import summary_text, write_report
 
     written = write_report(ev, args.report) if args.report else []
     if args.json:
