@@ -571,13 +571,13 @@ def _cmd_clusters(fs: FaceSearch, args: argparse.Namespace) -> int:
 
         target = Path(args.sheet)
         target.parent.mkdir(parents=True, exist_ok=True)
-        ContactSheet().draw(report, fs.thumbnail).save(target)
+        ContactSheet().write(report, fs.thumbnail, target)
         print(f"contact sheet: {target}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
     for c in report.clusters:
-        photos = ", ".join(Path(f.image).name for f in c.faces[:3])
+        photos = ", ".join(str(Path(*Path(f.image).parts[-2:])) for f in c.faces[:3])
         more = f", ... ({c.size - 3} more)" if c.size > 3 else ""
         print(f"cluster {c.id}	{c.size} face(s)	{photos}{more}")
     print(

