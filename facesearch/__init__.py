@@ -8,7 +8,8 @@ an HNSW index with cosine distance finds them) or a PostgreSQL database with pgv
 Where things are: the pipeline's stages are modules here (``images`` → ``detection`` →
 ``crops`` → ``embedding``, ``subjects`` choosing each photo's subject, ``quality``,
 ``refine``, ``threshold``, ``annotate``); ``gallery/`` holds the backends and the person scoring,
-``live/`` video recognition, ``evaluation/`` evaluate and calibrate.
+``live/`` video recognition, ``evaluation/`` evaluate and calibrate, ``library/`` the photo
+library (``scan`` every face of a folder, ``clusters`` of unknown people, name them, ``find``).
 """
 
 __version__ = "0.2.0"
@@ -32,13 +33,18 @@ from .pipeline import FaceSearch
 from .threshold import Threshold, default_threshold, given, name_for
 from .types import (
     Candidate,
+    Cluster,
+    ClusterReport,
     EnrollReport,
     FaceInfo,
     FaceMatch,
     Faces,
     ImageResult,
+    NamedCluster,
     Person,
+    PhotoHit,
     RenameResult,
+    ScanReport,
     Skip,
     Verification,
     VerifiedFace,
@@ -70,6 +76,11 @@ __all__ = [
     "FaceInfo",
     "RenameResult",
     "Skip",
+    "ScanReport",
+    "Cluster",
+    "ClusterReport",
+    "NamedCluster",
+    "PhotoHit",
     "Verification",
     "VerifiedFace",
     "FaceSearchError",

@@ -25,6 +25,7 @@ from . import (
     given,
     load_image,
 )
+from .runtimes import RUNTIMES
 
 PROG = "facesearch"
 
@@ -54,6 +55,13 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         choices=["auto", "fp32", "bf16"],
         default=default("auto"),
         help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default=default(os.environ.get("FACESEARCH_RUNTIME", "auto")),
+        help="where FaceNet runs on a CPU (auto: OpenVINO for bf16 when installed with "
+        "facesearch[fast], else torch; also $FACESEARCH_RUNTIME)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
@@ -119,6 +127,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rename", "rename a person; to the name of someone enrolled, merge the two")
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
+
+    # -- the photo library
+    p = add("scan", "store every face of every photo in PHOTOS_DIR (re-run: only what changed)")
+    p.add_argument("folder", metavar="PHOTOS_DIR")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("clusters", "group the faces of no one into clusters of one unknown person each")
+    p.add_argument(
+        "--min-faces",
+        type=int,
+        default=3,
+        metavar="N",
+        help="list clusters of at least N faces (default 3)",
+    )
+    p.add_argument("--recluster", action="store_true", help="redo all clusters from scratch")
+    p.add_argument("--sheet", metavar="PNG", help="write a contact sheet of the clusters")
+    p.add_argument("--json", action="store_true")
+
+    p = add("name", "give a cluster's faces a name (new, or someone enrolled)")
+    p.add_argument("cluster", type=int, metavar="CLUSTER")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("assign", "give faces (by id) to a person, new or enrolled")
+    p.add_argument("face_ids", type=int, nargs="+", metavar="FACE_ID")
+    p.add_argument("name", metavar="NAME")
+
+    p = add(
+        "unassign",
+        "eject a face from its person or suggestion (never suggested to them again) or cluster",
+    )
+    p.add_argument("face_id", type=int, metavar="FACE_ID")
+
+    p = add("confirm", "make the faces suggested for a person theirs (all, or the ids given)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("face_ids", type=int, nargs="*", metavar="FACE_ID")
+
+    p = add("merge", "merge person A into person B (A's faces become B's)")
+    p.add_argument("source", metavar="A")
+    p.add_argument("target", metavar="B")
+
+    p = add("split", "re-cluster one cluster more strictly")
+    p.add_argument("cluster", type=int, metavar="CLUSTER")
+    p.add_argument(
+        "--average-distance",
+        type=float,
+        metavar="D",
+        help="largest average distance within a part (default: a little below clustering's)",
+    )
+
+    p = add("find", "every photo a person is in, with the box of their face")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--suggested", action="store_true", help="also the faces suggested for them")
+    p.add_argument("--json", action="store_true")
+
+    p = add("photos-of", "copy (or symlink) every photo a person is in into a folder")
+    p.add_argument("name", metavar="NAME")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--copy", metavar="DIR", help="copy the photos here")
+    where.add_argument("--link", metavar="DIR", help="make symbolic links to them here")
+    p.add_argument("--suggested", action="store_true", help="also photos of suggested faces")
 
     p = add("info", "gallery counts, model, index parameters, threshold, file sizes")
     p.add_argument("--json", action="store_true")
@@ -196,6 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
     p.add_argument(
         "--events", metavar="FILE", help="append JSON lines (appear/recognized/leave); - = stdout"
+    )
+    p.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST each event as JSON to URL (retried; repeatable); signed with "
+        "$FACESEARCH_WEBHOOK_SECRET when set (X-Facesearch-Signature: sha256=HMAC)",
+    )
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish events to an MQTT broker, mqtt://[user:pass@]host[:1883] "
+        "(topics facesearch/CAMERA/events, facesearch/people/NAME)",
+    )
+    p.add_argument(
+        "--camera-name",
+        default="live",
+        metavar="NAME",
+        help="the camera's name in webhook and MQTT events (default: live)",
     )
     p.add_argument(
         "--realtime",
@@ -385,7 +474,11 @@ def _annotate_target(out: str, image: str, many: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     fs = FaceSearch(
-        args.gallery, models_dir=args.models, device=args.device, precision=args.precision
+        args.gallery,
+        models_dir=args.models,
+        device=args.device,
+        precision=args.precision,
+        runtime=args.runtime,
     )
     with fs:
         if args.command == "enroll":
@@ -457,6 +550,8 @@ def run(args: argparse.Namespace) -> int:
                 + (f", exact re-rank of {now.rerank})" if now.exact_rerank else ")")
             )
             return 0
+        if args.command in LIBRARY_COMMANDS:
+            return LIBRARY_COMMANDS[args.command](fs, args)
         if args.command == "live":
             return _cmd_live(fs, args)
         if args.command == "migrate":
@@ -484,6 +579,161 @@ def _cmd_faces(fs: FaceSearch, args: argparse.Namespace) -> int:
     )
     print(f"{len(faces)} face(s){whose}", file=sys.stderr)
     return 0
+
+
+def _box_text(box: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
+
+
+def _cmd_scan(fs: FaceSearch, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        unit="photo", desc="scan", disable=True if args.no_progress else None, file=sys.stderr
+    )
+    t0 = time.perf_counter()
+    try:
+        report = fs.scan(args.folder, progress=bar.update, on_total=lambda n: bar.reset(total=n))
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    rate = report.photos_added / seconds if seconds > 0 else 0.0
+    print(
+        f"Scanned {report.folder}: {report.photos_seen} file(s) in {seconds:.1f}s; "
+        f"{report.photos_added} new photo(s) ({rate:.1f}/s) with {report.faces_added} face(s), "
+        f"{report.no_face} without a face"
+    )
+    print(
+        f"  {report.unchanged} unchanged, {report.moved} moved, {report.deleted} gone "
+        f"({report.faces_removed} face(s) removed)"
+    )
+    for name, n in sorted(report.suggested.items()):
+        print(f"  ? {name}: {n} face(s) suggested (facesearch find {name!r} --suggested)")
+    by_reason = report.skipped_by_reason()
+    if by_reason:
+        summary = ", ".join(f"{n} {r}" for r, n in sorted(by_reason.items()))
+        print(f"Skipped {len(report.skipped)}: {summary}")
+        for s in report.skipped:
+            print(f"  - {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
+    return 0
+
+
+def _cmd_clusters(fs: FaceSearch, args: argparse.Namespace) -> int:
+    report = fs.clusters(args.min_faces, recluster=args.recluster)
+    if args.sheet:
+        from .library.contact import ContactSheet
+
+        target = Path(args.sheet)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ContactSheet().write(report, fs.thumbnail, target)
+        print(f"contact sheet: {target}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    for c in report.clusters:
+        photos = ", ".join(str(Path(*Path(f.image).parts[-2:])) for f in c.faces[:3])
+        more = f", ... ({c.size - 3} more)" if c.size > 3 else ""
+        print(f"cluster {c.id}	{c.size} face(s)	{photos}{more}")
+    print(
+        f"{len(report.clusters)} cluster(s) of at least {args.min_faces} face(s), "
+        f"{report.unclustered} face(s) unclustered; name one: facesearch name CLUSTER NAME",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_name(fs: FaceSearch, args: argparse.Namespace) -> int:
+    result = fs.name_cluster(args.cluster, args.name)
+    print(f"Cluster {result.cluster}: {len(result.faces)} face(s) are now {result.name!r}")
+    if result.kept_out:
+        shown = ", ".join(str(i) for i in result.kept_out)
+        print(f"  kept out (once taken from {result.name!r}): face(s) {shown}")
+    return 0
+
+
+def _cmd_assign(fs: FaceSearch, args: argparse.Namespace) -> int:
+    n = fs.assign(args.face_ids, args.name)
+    print(f"{n} face(s) given to {args.name!r}" + (" (already theirs)" if n == 0 else ""))
+    return 0
+
+
+def _cmd_unassign(fs: FaceSearch, args: argparse.Namespace) -> int:
+    face = fs.unassign(args.face_id)
+    if face.person is not None:
+        print(f"Face {face.id} taken from {face.person!r}; it will not be suggested to them again")
+    elif face.suggested is not None:
+        print(f"Face {face.id}: suggestion {face.suggested!r} rejected; not suggested again")
+    else:
+        print(f"Face {face.id} taken out of cluster {face.cluster}; it stays unclustered")
+    return 0
+
+
+def _cmd_confirm(fs: FaceSearch, args: argparse.Namespace) -> int:
+    n = fs.confirm(args.name, args.face_ids or None)
+    print(f"{n} suggested face(s) are now {args.name!r}'s")
+    return 0
+
+
+def _cmd_merge(fs: FaceSearch, args: argparse.Namespace) -> int:
+    result = fs.merge(args.source, args.target)
+    print(f"{result.old!r} merged into {result.new!r}: {result.faces} face(s) moved")
+    return 0
+
+
+def _cmd_split(fs: FaceSearch, args: argparse.Namespace) -> int:
+    ids = fs.split_cluster(args.cluster, args.average_distance)
+    if ids == [args.cluster]:
+        print(f"Cluster {args.cluster} did not split (its faces are close together)")
+    elif not ids:
+        print(f"Cluster {args.cluster} fell apart: its faces are unclustered (kept out) now")
+    else:
+        print(f"Cluster {args.cluster} split into {', '.join(str(i) for i in ids)}")
+    return 0
+
+
+def _cmd_find(fs: FaceSearch, args: argparse.Namespace) -> int:
+    hits = fs.find(args.name, suggested=args.suggested)
+    if args.json:
+        doc = {"person": args.name, "photos": [h.to_dict() for h in hits]}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return 0
+    for h in hits:
+        print(
+            f"{h.image}	{_box_text(h.box)}	face {h.face}"
+            + ("	suggested" if h.suggested else "")
+        )
+    photos = len({h.image for h in hits})
+    print(f"{photos} photo(s) of {args.name!r}", file=sys.stderr)
+    return 0
+
+
+def _cmd_photos_of(fs: FaceSearch, args: argparse.Namespace) -> int:
+    folder = args.link or args.copy
+    made, missing = fs.copy_photos(
+        args.name, folder, link=args.link is not None, suggested=args.suggested
+    )
+    verb = "linked" if args.link else "copied"
+    print(f"{len(made)} photo(s) of {args.name!r} {verb} into {folder}")
+    for m in missing:
+        print(f"  - {m}: no longer there")
+    return 0
+
+
+LIBRARY_COMMANDS = {
+    "scan": _cmd_scan,
+    "clusters": _cmd_clusters,
+    "name": _cmd_name,
+    "assign": _cmd_assign,
+    "unassign": _cmd_unassign,
+    "confirm": _cmd_confirm,
+    "merge": _cmd_merge,
+    "split": _cmd_split,
+    "find": _cmd_find,
+    "photos-of": _cmd_photos_of,
+}
 
 
 SERVER_PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "multipart", "python_multipart")
@@ -595,10 +845,18 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         except OSError as err:
             raise InputError(f"{args.events}: cannot write events ({err.strerror})") from err
 
+    from .events import event_payload, open_sinks
+
+    sinks = open_sinks(
+        args.webhook, args.mqtt, secret=os.environ.get("FACESEARCH_WEBHOOK_SECRET") or None
+    )
+
     def on_event(ev: Any) -> None:
         if events_out is not None:
             events_out.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
             events_out.flush()
+        if sinks is not None:
+            sinks.send(event_payload(ev.to_dict(), args.camera_name))
 
     source = FrameSource(parse_source(args.source), realtime=args.realtime)
     try:
@@ -621,6 +879,8 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
     finally:
         if events_out is not None and events_out is not sys.stdout:
             events_out.close()
+        if sinks is not None:
+            sinks.close()
     print(
         f"{PROG}: {stats.frames} frames in {stats.seconds:.1f}s ({stats.fps:.1f} FPS), "
         f"{stats.embedded_faces} face embeddings, {source.dropped} frames skipped",
@@ -667,7 +927,7 @@ def _cmd_evaluate(fs: FaceSearch, args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    from .evaluation.report import summary_text, write_report
+    from .evaluation import summary_text, write_report
 
     written = write_report(ev, args.report) if args.report else []
     if args.json:

@@ -13,6 +13,7 @@ import numpy as np
 from .config import CROP_MARGIN, CROP_SIZE, FLIP_TTA
 from .device import resolve_device, resolve_precision
 from .errors import WeightsError
+from .runtimes import Runner, load_runner, onnx_file, resolve_runtime
 from .weights import EMBEDDING_DIM, MODEL_ID, load_state_dict, resolve_weights
 
 if TYPE_CHECKING:
@@ -41,9 +42,13 @@ class FaceEmbedder:
         batch_size: int = 32,
         allow_download: bool = True,
         flip: bool = FLIP_TTA,
+        runtime: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        #: where the forward pass runs: "torch", "onnxruntime" or "openvino" (``runtimes.py``)
+        self.runtime = resolve_runtime(runtime, self.precision, self.device)
+        self._runner: Runner | None = None
         self.batch_size = batch_size
         self.flip = flip
         self._weights = Path(weights) if weights else None
@@ -93,6 +98,8 @@ class FaceEmbedder:
         except RuntimeError as err:
             raise WeightsError(f"{path}: weights do not fit InceptionResnetV1 ({err})") from err
         model.eval().to(self.device)
+        if self.runtime != "torch":
+            self._runner = load_runner(self.runtime, onnx_file(model, path), self.precision)
         if self.device.type == "cpu":
             model = model.to(memory_format=torch.channels_last)
         self._model = model
@@ -111,6 +118,8 @@ class FaceEmbedder:
         out = np.zeros((n, self.dim), np.float32)
         if n == 0:
             return out
+        if self._runner is not None:
+            return self._embed_with(self._runner, crops.numpy(), out)
         use_bf16 = self.precision == "bf16"
         with (
             torch.inference_mode(),
@@ -127,4 +136,19 @@ class FaceEmbedder:
                     half = len(batch) // 2
                     emb = torch.nn.functional.normalize(emb[:half] + emb[half:], dim=1)
                 out[start : start + len(emb)] = emb.cpu().numpy()
+        return out
+
+    def _embed_with(self, runner: Runner, crops: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``embed`` through an ONNX runtime: the same batches, flips and normalisation."""
+        for start in range(0, len(crops), self.batch_size):
+            batch = crops[start : start + self.batch_size]
+            if self.flip:
+                batch = np.concatenate([batch, batch[..., ::-1]])
+            emb = runner(batch).astype(np.float32)
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            if self.flip:
+                half = len(emb) // 2
+                emb = emb[:half] + emb[half:]
+                emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            out[start : start + len(emb)] = emb
         return out

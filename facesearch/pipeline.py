@@ -24,7 +24,7 @@ from .config import display_location, resolve_gallery_location
 from .crops import crop_faces, face_thumbnail
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
-from .errors import GalleryError, InputError
+from .errors import GalleryError, InputError, PersonNotFoundError
 from .gallery import GalleryBackend, open_gallery
 from .gallery.index import IndexParams
 from .images import (
@@ -42,14 +42,18 @@ from .types import (
     Box,
     Candidate,
     ChosenFace,
+    ClusterReport,
     EnrollReport,
     FaceInfo,
     FaceMatch,
     FaceRecord,
     Faces,
     ImageResult,
+    NamedCluster,
     Person,
+    PhotoHit,
     RenameResult,
+    ScanReport,
     Skip,
     Verification,
     VerifiedFace,
@@ -77,6 +81,7 @@ class FaceSearch:
         models_dir: str | None = None,
         device: str | None = None,
         precision: str = "auto",
+        runtime: str = "auto",
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
@@ -95,6 +100,7 @@ class FaceSearch:
         self._embedder = embedder
         self._models_dir = models_dir
         self._precision = precision
+        self._runtime = runtime
         self._allow_download = allow_download
         self._reader: GalleryBackend | None = None
         self._parts_lock = threading.Lock()  # lazy construction of detectors and the embedder
@@ -127,6 +133,7 @@ class FaceSearch:
                         models_dir=self._models_dir,
                         device=self._device,
                         precision=self._precision,
+                        runtime=self._runtime,
                         allow_download=self._allow_download,
                     )
         return self._embedder
@@ -631,10 +638,18 @@ class FaceSearch:
         with self._writing() as gallery:
             return gallery.remove_person(name)
 
-    def faces(self, name: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
-        """The stored faces of ``name``, the unassigned ones, or (neither given) all, by id."""
+    def faces(
+        self,
+        name: str | None = None,
+        *,
+        unassigned: bool = False,
+        cluster: int | None = None,
+        suggested: str | None = None,
+    ) -> list[FaceInfo]:
+        """The stored faces of ``name``, the unassigned ones, those of no one in ``cluster``,
+        those ``suggested`` for a person, or (none given) all, by id."""
         with self._reading() as gallery:
-            return gallery.faces(name, unassigned=unassigned)
+            return gallery.faces(name, unassigned=unassigned, cluster=cluster, suggested=suggested)
 
     def thumbnail(self, face_id: int) -> bytes | None:
         """The JPEG thumbnail stored with a face; None if it has none (enrolled before 0.3)."""
@@ -659,6 +674,186 @@ class FaceSearch:
         with self._writing() as gallery:
             return gallery.assign_faces(face_ids, name)
 
+    # -- the photo library ---------------------------------------------------------------------
+
+    def scan(
+        self,
+        folder: str | os.PathLike[str],
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> ScanReport:
+        """Store every face of every photo in ``folder`` (recursive) as a face of no one yet.
+
+        Incremental by content hash: photos scanned before are not read again, moved ones are
+        followed, deleted ones take their faces with them; a photo and its faces are committed
+        together, a window at a time, so an interrupted scan goes on where it stopped. Faces
+        close enough to an enrolled person (the rule ``identify`` uses) become suggestions for
+        them, not their faces (``confirm``, ``assign``; ``unassign`` rejects). See
+        ``library/scan.py``.
+        """
+        from .library.scan import FolderScan
+
+        # the models load when the first new photo needs them: a re-scan of an unchanged
+        # folder only lists it
+        with self._writing() as gallery:
+            rule = gallery.threshold()
+
+            def match(vectors: np.ndarray, faces: Faces) -> list[str | None]:
+                candidates = gallery.search(vectors, k_people=2, device=self._device)
+                return [m.name for m in _matches(faces, candidates, rule)]
+
+            report = FolderScan(
+                gallery,
+                folder,
+                self.detector.detect_many,
+                self.embedder,
+                match,
+                progress=progress,
+                on_total=on_total,
+            ).run()
+            for name, n in self._suggest(gallery).items():
+                report.suggested[name] = report.suggested.get(name, 0) + n
+        return report
+
+    def suggest(self) -> dict[str, int]:
+        """Suggest faces of no one for the enrolled people they are close enough to (never for
+        someone a face was taken from); returns how many per person. ``scan`` does this."""
+        with self._writing() as gallery:
+            return self._suggest(gallery)
+
+    def _suggest(self, gallery: GalleryBackend, chunk: int = 1024) -> dict[str, int]:
+        loose = gallery.loose_faces()
+        todo = loose[loose.suggested == 0]
+        if not len(todo) or gallery.count_people() == 0:
+            return {}
+        rule = gallery.threshold()
+        rejected = gallery.rejections(todo.ids.tolist())
+        chosen: dict[int, str] = {}
+        for s in range(0, len(todo), chunk):
+            ids = todo.ids[s : s + chunk].tolist()
+            found = gallery.search(todo.vectors[s : s + chunk], k_people=3, device=self._device)
+            for fid, candidates in zip(ids, found):
+                for c in candidates:
+                    if c.name in rejected.get(fid, ()):
+                        continue
+                    name = name_for(c, rule)
+                    if name is not None:
+                        chosen[fid] = name
+                    break
+        gallery.set_suggestions(chosen)
+        counts: dict[str, int] = {}
+        for name in chosen.values():
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def clusters(self, min_faces: int = 3, *, recluster: bool = False) -> ClusterReport:
+        """Group the faces of no one (not suggested for anyone) into clusters of one unknown
+        person each and list those of at least ``min_faces``, largest first. New faces join
+        the stored clusters or form new ones; ``recluster`` redoes everything. Cluster ids stay
+        the same from call to call where their faces do (``library/clusters.py``)."""
+        from .library.clusters import cluster_report, update_clusters
+
+        if min_faces < 1:
+            raise InputError("--min-faces must be at least 1")
+        with self._writing() as gallery:
+            loose = update_clusters(gallery, recluster=recluster)
+            faces = gallery.faces(unassigned=True)
+        return cluster_report(loose, faces, min_faces)
+
+    def name_cluster(self, cluster: int, name: str) -> NamedCluster:
+        """A cluster's faces become ``name``'s (enrolled if new, else joining them), except
+        faces once taken from ``name``, which stay out."""
+        name = validate_name(name)
+        with self._writing() as gallery:
+            given, kept = gallery.assign_cluster(int(cluster), name)
+        return NamedCluster(int(cluster), name, tuple(given), tuple(kept))
+
+    def unassign(self, face_id: int) -> FaceInfo:
+        """Eject one face: from its person (remembered: never suggested to them again), from
+        its suggestion (rejected likewise), or from its cluster (kept out of clustering).
+        Returns the face as it was."""
+        with self._writing() as gallery:
+            return gallery.unassign_face(int(face_id))
+
+    def confirm(self, name: str, face_ids: Sequence[int] | None = None) -> int:
+        """Suggestions for ``name`` (all, or those of ``face_ids``) become their faces;
+        returns how many."""
+        with self._writing() as gallery:
+            ids = [f.id for f in gallery.faces(suggested=name)]
+            if face_ids is not None:
+                wanted = {int(i) for i in face_ids}
+                missing = wanted - set(ids)
+                if missing:
+                    raise InputError(
+                        f"face {min(missing)} is not suggested for {name!r}; nothing was changed"
+                    )
+                ids = [i for i in ids if i in wanted]
+            return gallery.assign_faces(ids, name) if ids else 0
+
+    def merge(self, source: str, target: str) -> RenameResult:
+        """``source``'s faces become ``target``'s (both must be enrolled); ``source`` goes."""
+        with self._writing() as gallery:
+            names = {p.name for p in gallery.people()}
+            for who in (source, target):
+                if who not in names:
+                    raise PersonNotFoundError(f"no person named {who!r} in the gallery")
+            if source == target:
+                raise InputError(f"{source!r} and {target!r} are the same person")
+            return gallery.rename_person(source, target)
+
+    def split_cluster(self, cluster: int, average_distance: float | None = None) -> list[int]:
+        """Cluster one cluster again more strictly (``average_distance``, default a little
+        below the clusterer's); returns the resulting ids, largest first (the largest keeps
+        the id; one id: it did not split). Faces in no part are kept out of clustering."""
+        from .library.clusters import split_cluster
+
+        with self._writing() as gallery:
+            return split_cluster(gallery, int(cluster), average_distance)
+
+    def find(self, name: str, *, suggested: bool = False) -> list[PhotoHit]:
+        """Every photo ``name`` is in, with the box of their face, by path: their faces and,
+        with ``suggested``, the faces suggested for them."""
+        with self._reading() as gallery:
+            faces = [(f, False) for f in gallery.faces(name)]
+            if suggested:
+                faces += [(f, True) for f in gallery.faces(suggested=name)]
+        hits = [PhotoHit(f.source_path, f.id, f.box, s) for f, s in faces]
+        return sorted(hits, key=lambda h: (h.image, h.face))
+
+    def copy_photos(
+        self,
+        name: str,
+        folder: str | os.PathLike[str],
+        *,
+        link: bool = False,
+        suggested: bool = False,
+    ) -> tuple[list[Path], list[str]]:
+        """Copy (or with ``link`` symlink) every photo ``name`` is in into ``folder``; returns
+        (files made, photos that could not be found). Existing files are not overwritten."""
+        import shutil
+
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        made: list[Path] = []
+        missing: list[str] = []
+        taken: set[str] = {p.name for p in target.iterdir()}
+        for image in dict.fromkeys(h.image for h in self.find(name, suggested=suggested)):
+            src = Path(image)
+            if not src.is_file():
+                missing.append(image)
+                continue
+            dst_name, k = src.name, 1
+            while dst_name in taken:
+                dst_name, k = f"{src.stem}-{k}{src.suffix}", k + 1
+            taken.add(dst_name)
+            dst = target / dst_name
+            if link:
+                dst.symlink_to(src.resolve())
+            else:
+                shutil.copy2(src, dst)
+            made.append(dst)
+        return made, missing
+
     def reindex(self, params: IndexParams | None = None) -> int:
         """Rebuild the HNSW index from the database (with ``params``: as the gallery's new ones)."""
         with self._writing() as gallery:
@@ -676,6 +871,7 @@ class FaceSearch:
         data["weights"] = str(emb.weights_path) if emb.weights_path else None
         data["device"] = str(emb.device)
         data["precision"] = emb.precision
+        data["runtime"] = emb.runtime
         return data
 
 

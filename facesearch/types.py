@@ -269,6 +269,8 @@ class FaceRecord:
     score: float
     embedding: np.ndarray
     thumbnail: bytes | None = None
+    #: a scanned face close enough to this enrolled person: proposed, not theirs until confirmed
+    suggested: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,9 @@ class FaceInfo:
 
     ``person`` is None for an unassigned face: stored and counted, but never a match for anyone
     until it is assigned to a person. ``added`` is when it was stored (ISO 8601, UTC).
+    ``kind`` says where it came from: "enrolled" (``enroll``, one subject per photo) or
+    "scanned" (``scan``, every face of a library photo). A scanned face without a person may
+    carry a ``suggested`` person (close enough to them, not yet confirmed) and a ``cluster``.
     """
 
     id: int
@@ -286,6 +291,9 @@ class FaceInfo:
     score: float
     added: str
     has_thumbnail: bool
+    kind: str = "enrolled"
+    suggested: str | None = None
+    cluster: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -296,6 +304,9 @@ class FaceInfo:
             "score": round(self.score, 4),
             "added": self.added,
             "has_thumbnail": self.has_thumbnail,
+            "kind": self.kind,
+            "suggested": self.suggested,
+            "cluster": self.cluster,
         }
 
 
@@ -311,3 +322,183 @@ class RenameResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"old": self.old, "new": self.new, "merged": self.merged, "faces": self.faces}
+
+
+# -- the photo library (``facesearch scan``, ``library/``) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A library photo the gallery has scanned: where it is now, its content hash, and the file's
+    size and modification time when scanned (an unchanged file is not hashed again)."""
+
+    id: int
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class ScannedPhoto:
+    """A photo to record as scanned together with every face found in it (none is fine)."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    faces: tuple[FaceRecord, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class LooseFaces:
+    """The faces of no person, as arrays for clustering and suggesting (row i is one face).
+
+    ``photos[i]``: the face's photo id, -1 if none; ``clusters[i]``: its cluster id, 0 for
+    none, -1 if it was ejected from a cluster (kept out of automatic clustering);
+    ``suggested[i]``: the id of the person it is suggested for, 0 for none.
+    """
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    photos: np.ndarray
+    clusters: np.ndarray
+    suggested: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: np.ndarray) -> LooseFaces:
+        return LooseFaces(
+            self.ids[index],
+            self.vectors[index],
+            self.photos[index],
+            self.clusters[index],
+            self.suggested[index],
+        )
+
+
+SCAN_SKIP_REASONS = ("unreadable", "duplicate")
+
+
+@dataclass
+class ScanReport:
+    """What one scan did: photos and faces added, photos unchanged, moved or gone, skipped."""
+
+    folder: str = ""
+    photos_seen: int = 0
+    photos_added: int = 0
+    faces_added: int = 0
+    no_face: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+    faces_removed: int = 0
+    suggested: dict[str, int] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.skipped:
+            counts[s.reason] = counts.get(s.reason, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder,
+            "photos_seen": self.photos_seen,
+            "photos_added": self.photos_added,
+            "faces_added": self.faces_added,
+            "photos_without_faces": self.no_face,
+            "unchanged": self.unchanged,
+            "moved": self.moved,
+            "deleted": self.deleted,
+            "faces_removed": self.faces_removed,
+            "suggested": dict(sorted(self.suggested.items())),
+            "skipped": [
+                {"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ClusterFace:
+    """One face of a cluster: its id (label), its photo and where in it."""
+
+    id: int
+    image: str
+    box: Box
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "image": self.image, "box": _box(self.box)}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Unnamed faces grouped as one unknown person; ``representative`` is the face nearest
+    their mean (the one to show)."""
+
+    id: int
+    faces: tuple[ClusterFace, ...]
+    representative: int
+
+    @property
+    def size(self) -> int:
+        return len(self.faces)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "size": self.size,
+            "representative": self.representative,
+            "faces": [f.to_dict() for f in self.faces],
+        }
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """The clusters of unnamed faces, largest first, and how many faces are in none of them."""
+
+    clusters: tuple[Cluster, ...]
+    unclustered: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clusters": [c.to_dict() for c in self.clusters], "unclustered": self.unclustered}
+
+
+@dataclass(frozen=True)
+class PhotoHit:
+    """A photo a person is in: the face (id, box) that is them, and whether it is only a
+    suggestion (a scanned face close to them, not confirmed)."""
+
+    image: str
+    face: int
+    box: Box
+    suggested: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "face": self.face,
+            "box": _box(self.box),
+            "suggested": self.suggested,
+        }
+
+
+@dataclass(frozen=True)
+class NamedCluster:
+    """What naming a cluster did: ``faces`` became ``name``'s; ``kept_out`` were once taken
+    from ``name`` (``unassign``) and stay in no one's hands."""
+
+    cluster: int
+    name: str
+    faces: tuple[int, ...]
+    kept_out: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "name": self.name,
+            "faces": list(self.faces),
+            "kept_out": list(self.kept_out),
+        }

@@ -13,6 +13,8 @@ from facesearch.types import FaceRecord
 MODEL, DIM = "test-model", 32  # a gallery of synthetic vectors, not FaceNet's
 # a schema-1 gallery directory made by the release before schema 2 (make_fixture.py says how)
 GALLERY_V1 = Path(__file__).resolve().parent / "data" / "gallery_v1"
+# a schema-2 gallery directory made by the release before schema 3 (the photo library)
+GALLERY_V2 = Path(__file__).resolve().parent / "data" / "gallery_v2"
 
 
 def unit(rng, n, d=DIM):
@@ -52,9 +54,18 @@ def one_line_error(err):
     return lines[0]
 
 
-def v1_records():
-    """The faces in ``GALLERY_V1`` (its person "gone" was removed again), recomputed."""
-    spec = importlib.util.spec_from_file_location("make_fixture", GALLERY_V1 / "make_fixture.py")
+def _fixture_records(folder):
+    spec = importlib.util.spec_from_file_location("make_fixture", folder / "make_fixture.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return [r for r in module.fixture_records() if r.person != "gone"]
+
+
+def v1_records():
+    """The faces in ``GALLERY_V1`` (its person "gone" was removed again), recomputed."""
+    return _fixture_records(GALLERY_V1)
+
+
+def v2_records():
+    """The faces in ``GALLERY_V2`` (people, two unassigned, some thumbnails), recomputed."""
+    return _fixture_records(GALLERY_V2)

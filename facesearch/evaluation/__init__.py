@@ -7,6 +7,7 @@ holds the ROC / k-fold / open-set arithmetic, and ``report`` writes the HTML rep
 
 from .evalset import EvalSet, load_eval_set
 from .protocols import Evaluation, default_cache_dir, evaluate, parse_gallery_sizes
+from .report import summary_text, write_report
 
 __all__ = [
     "EvalSet",
@@ -15,4 +16,6 @@ __all__ = [
     "evaluate",
     "load_eval_set",
     "parse_gallery_sizes",
+    "summary_text",
+    "write_report",
 ]

@@ -9,6 +9,13 @@ are stored, counted and exported like any other but are never search candidates,
 score people. A person exists while they have faces: a write that takes a person's last face
 (``remove_face``, ``assign_faces``, a merging ``rename_person``) removes the person too. Every
 write is one transaction and keeps the people's templates current.
+
+The photo library (``facesearch scan``, schema 3): ``add_photos`` records a photo as scanned in
+the same transaction as every face found in it. Scanned faces belong to no one until named; one
+may be *suggested* for a person (close to them, not theirs: no candidate, no template, not
+counted) and be in a *cluster* of faces of one unknown person. A face taken from a person
+(``unassign_face``) is remembered as rejected and never suggested to, or named with a cluster
+as, that person again.
 """
 
 from __future__ import annotations
@@ -20,7 +27,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..threshold import Threshold
-from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
+from ..types import (
+    Candidate,
+    FaceInfo,
+    FaceRecord,
+    LooseFaces,
+    Person,
+    RenameResult,
+    ScannedPhoto,
+    StoredPhoto,
+)
 from .index import IndexParams
 
 
@@ -77,9 +93,75 @@ class GalleryBackend(Protocol):
         """The stored face of the photo with this content hash (assigned or not), if any."""
         ...
 
-    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
+    def faces(
+        self,
+        person: str | None = None,
+        *,
+        unassigned: bool = False,
+        cluster: int | None = None,
+        suggested: str | None = None,
+    ) -> list[FaceInfo]:
         """Stored faces by id: ``person``'s (PersonNotFoundError if unknown), the unassigned
-        ones, or (neither given) all."""
+        ones, those of no one in ``cluster``, those ``suggested`` for a person, or (none given)
+        all."""
+        ...
+
+    # -- the photo library (schema 3) ----------------------------------------------------------
+
+    def photos(self) -> list[StoredPhoto]:
+        """Every scanned photo, by id."""
+        ...
+
+    def count_photos(self) -> int: ...
+
+    def add_photos(self, photos: Sequence[ScannedPhoto]) -> list[int]:
+        """Record photos as scanned with their faces (person None; ``suggested`` kept), in one
+        transaction; returns the faces' labels. GalleryError, nothing written, if a photo (same
+        content hash) is scanned already. A face enrolled from the same photo (overlapping box)
+        is linked to the photo instead of stored twice."""
+        ...
+
+    def remove_photos(self, photo_ids: Sequence[int]) -> int:
+        """Forget photos that are gone: their scanned faces go (a person left with none goes
+        too; enrolled faces stay), in one transaction; returns how many faces went."""
+        ...
+
+    def move_photos(self, moves: Sequence[tuple[int, str, int, float]]) -> None:
+        """Photos found at a new path, as ``(photo id, path, size, mtime)``: the photo and its
+        faces' paths follow; nothing is re-embedded."""
+        ...
+
+    def loose_faces(self) -> LooseFaces:
+        """The faces of no person with embeddings, photos, clusters and suggestions."""
+        ...
+
+    def set_suggestions(self, suggestions: dict[int, str]) -> int:
+        """Suggest faces of no one for people (face id -> name), skipping a face rejected for
+        that person; returns how many were set."""
+        ...
+
+    def rejections(self, face_ids: Sequence[int]) -> dict[int, set[str]]:
+        """Per face, the names of the people it was taken from."""
+        ...
+
+    def next_cluster_id(self) -> int:
+        """The id the next new cluster gets (ids are never reused)."""
+        ...
+
+    def set_clusters(self, clusters: dict[int, int | None]) -> None:
+        """Store the cluster of faces of no one (None: none, -1: kept out of clustering)."""
+        ...
+
+    def assign_cluster(self, cluster: int, name: str) -> tuple[list[int], list[int]]:
+        """Give a cluster's faces to ``name`` (created if new), except faces once taken from
+        ``name``, in one transaction; InputError if there is no such cluster. Returns (labels
+        given, labels kept out)."""
+        ...
+
+    def unassign_face(self, face_id: int) -> FaceInfo:
+        """Take a face from its person (the rejection is remembered; their last face takes them
+        too), or reject its suggestion, or keep a face of no one out of its cluster; InputError
+        if it is none of these. Returns the face as it was."""
         ...
 
     def thumbnail(self, face_id: int) -> bytes | None:

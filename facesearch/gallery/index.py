@@ -223,6 +223,9 @@ class FaceIndex:
     def labels(self) -> np.ndarray:
         return np.asarray(self._index.keys, dtype=np.int64)
 
+    def __contains__(self, label: object) -> bool:
+        return bool(self._index.contains(int(label)))  # type: ignore[call-overload]
+
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         if len(labels):
             keys, unit = np.asarray(labels, dtype=np.int64), _unit(vectors)

@@ -26,7 +26,16 @@ import numpy as np
 
 from ..errors import GalleryError, InputError
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
+from ..types import (
+    Candidate,
+    FaceInfo,
+    FaceRecord,
+    LooseFaces,
+    Person,
+    RenameResult,
+    ScannedPhoto,
+    StoredPhoto,
+)
 from .index import FaceIndex, IndexParams, exact_path
 from .scoring import candidate_faces, refine_candidates, score_people
 from .store import GalleryStore
@@ -294,6 +303,10 @@ class Gallery:
         self._threshold = None
         indexed = [i for i, r in enumerate(records) if r.person is not None]
         if indexed:
+            # a scanned face that enrolling took over may have been someone's already
+            self.index.remove(
+                np.asarray([ids[i] for i in indexed if ids[i] in self.index], np.int64)
+            )
             self.index.add(
                 np.asarray([ids[i] for i in indexed], np.int64),
                 np.stack([records[i].embedding for i in indexed]),
@@ -357,9 +370,91 @@ class Gallery:
         """The stored face of the photo with this content hash (assigned or not), if any."""
         return self.store.face_of_hash(sha256)
 
-    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
-        """Stored faces by id: ``person``'s, the unassigned ones, or all."""
-        return self.store.faces(person, unassigned)
+    def faces(
+        self,
+        person: str | None = None,
+        *,
+        unassigned: bool = False,
+        cluster: int | None = None,
+        suggested: str | None = None,
+    ) -> list[FaceInfo]:
+        """Stored faces by id: ``person``'s, the unassigned ones, a cluster's, those suggested
+        for a person, or all."""
+        return self.store.faces(person, unassigned, cluster, suggested)
+
+    # -- the photo library ---------------------------------------------------------------------
+
+    def photos(self) -> list[StoredPhoto]:
+        """Every scanned photo, by id."""
+        return self.store.photos()
+
+    def count_photos(self) -> int:
+        return self.store.count_photos()
+
+    def add_photos(self, photos: Sequence[ScannedPhoto]) -> list[int]:
+        """Record photos as scanned with their faces (no person yet), one transaction."""
+        self._require_writable()
+        if not photos:
+            return []
+        ids = self.store.add_photos(photos, self.model_id)
+        self._dirty = True
+        return ids
+
+    def remove_photos(self, photo_ids: Sequence[int]) -> int:
+        """Forget photos that are gone, and their scanned faces; returns how many faces went."""
+        self._require_writable()
+        if not photo_ids:
+            return 0
+        removed, indexed = self.store.remove_photos(photo_ids)
+        self.index.remove(np.asarray(indexed, np.int64))
+        self._changed()
+        return len(removed)
+
+    def move_photos(self, moves: Sequence[tuple[int, str, int, float]]) -> None:
+        """Photos found at a new path: they and their faces follow."""
+        self._require_writable()
+        self.store.move_photos(moves)
+
+    def loose_faces(self) -> LooseFaces:
+        """The faces of no person, as arrays (``types.LooseFaces``)."""
+        return self.store.loose_faces()
+
+    def set_suggestions(self, suggestions: dict[int, str]) -> int:
+        """Suggest faces for people (not for those they were taken from); returns how many."""
+        self._require_writable()
+        return self.store.set_suggestions(suggestions)
+
+    def rejections(self, face_ids: Sequence[int]) -> dict[int, set[str]]:
+        """Per face, the people it was taken from (never suggested to them again)."""
+        return self.store.rejections(face_ids)
+
+    def next_cluster_id(self) -> int:
+        return self.store.next_cluster_id()
+
+    def set_clusters(self, clusters: dict[int, int | None]) -> None:
+        """Store cluster ids of faces of no one (None: none; -1: kept out of clustering)."""
+        self._require_writable()
+        self.store.set_clusters(clusters)
+
+    def assign_cluster(self, cluster: int, name: str) -> tuple[list[int], list[int]]:
+        """A cluster's faces become ``name``'s, but those once taken from them; returns
+        (labels given, labels kept out)."""
+        self._require_writable()
+        given, kept = self.store.assign_cluster(cluster, name)
+        for labels, vectors in self.store.embeddings(given):
+            self.index.add(labels, vectors)
+        self._changed()
+        return given, kept
+
+    def unassign_face(self, face_id: int) -> FaceInfo:
+        """Take a face from its person (remembered), reject its suggestion, or keep it out of
+        its cluster; returns the face as it was."""
+        self._require_writable()
+        info = self.store.unassign_face(face_id)
+        if info.person is not None:
+            self.index.remove(np.asarray([info.id], np.int64))
+        self._changed()
+        return info
 
     def thumbnail(self, face_id: int) -> bytes | None:
         """The face's JPEG thumbnail, None if it has none."""
@@ -480,6 +575,7 @@ class Gallery:
             "people": self.store.count_people(),
             "faces": self.store.count_faces(),
             "unassigned": self.store.count_unassigned(),
+            "photos": self.store.count_photos(),
             "model": self.store.get_meta("model_id"),
             "embedding_dim": int(self.store.get_meta("embedding_dim") or self.dim),
             "index": {

@@ -50,6 +50,11 @@ def migrate(
     from . import open_gallery  # the package's, which imports this module
 
     with open_gallery(source, model_id, dim) as src:
+        if src.count_photos():
+            raise GalleryError(
+                f"{src_name} holds a scanned photo library ({src.count_photos()} photos): "
+                "migrate copies enrolled galleries only, for now; nothing was copied"
+            )
         with open_gallery(destination, model_id, dim, writable=True) as dst:
             if on_total:
                 on_total(src.count_faces())

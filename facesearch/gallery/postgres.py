@@ -14,9 +14,15 @@ Tables (created, and later migrated, by this module; ``meta`` holds ``schema_ver
   unit length, so the inner product is the cosine similarity; measured on 10k faces
   ``vector_cosine_ops`` answered as fast, 3.5 vs 3.6 ms for 64 neighbours.
 
+- ``photos(id, path, sha256 unique, size, mtime, scanned_at)``: the library photos ``scan``
+  has seen; a scanned face has ``photo_id``, ``kind`` ('enrolled' or 'scanned'), and while it is
+  no one's a ``suggested_person_id`` and a ``cluster_id``. ``rejections(face_id, person_id)``:
+  faces taken from a person, never suggested to them again.
+
 Schema versions: 1, the first release; 2 made ``faces.person_id`` nullable, added
-``faces.thumbnail`` and made the HNSW index partial (rebuilt once by the upgrade). A writable
-open upgrades an older gallery in one transaction; a read-only open reads it as it is.
+``faces.thumbnail`` and made the HNSW index partial (rebuilt once by the upgrade); 3 is the photo
+library (the tables and columns above; a photo's hash is unique among enrolled faces only). A
+writable open upgrades an older gallery in one transaction; a read-only open reads it as it is.
 
 Every write is one transaction that first takes a transaction-level advisory lock, so writers
 from any number of processes queue instead of deadlocking, and a failed batch leaves nothing
@@ -47,7 +53,16 @@ from ..errors import (
     PersonNotFoundError,
 )
 from ..threshold import Threshold, default_threshold, given
-from ..types import Candidate, FaceInfo, FaceRecord, Person, RenameResult
+from ..types import (
+    Candidate,
+    FaceInfo,
+    FaceRecord,
+    LooseFaces,
+    Person,
+    RenameResult,
+    ScannedPhoto,
+    StoredPhoto,
+)
 from .index import IndexParams, auto_ef
 from .scoring import candidate_faces, refine_candidates, score_people, unit_template
 
@@ -56,7 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PARAMS_KEY = "index_params"
 INDEX_NAME = "faces_embedding"
 # pg_advisory_xact_lock key taken by every write ("facesear" in ASCII); locks are per database
@@ -133,6 +148,55 @@ def _schema_v2() -> list[Any]:
     ]
 
 
+def _schema_v3() -> list[Any]:
+    """The photo library: photos, the faces' library columns, rejections."""
+    from psycopg import sql
+
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS photos ("
+            " id bigserial PRIMARY KEY,"
+            " path text NOT NULL,"
+            " sha256 text NOT NULL UNIQUE,"
+            " size bigint NOT NULL,"
+            " mtime double precision NOT NULL,"
+            " scanned_at timestamptz NOT NULL DEFAULT now())"
+        ),
+        sql.SQL("CREATE INDEX IF NOT EXISTS photos_path ON photos (path)"),
+        sql.SQL("ALTER TABLE faces DROP CONSTRAINT IF EXISTS faces_sha256_key"),
+        sql.SQL(
+            "ALTER TABLE faces"
+            " ADD COLUMN IF NOT EXISTS photo_id bigint REFERENCES photos(id) ON DELETE SET NULL,"
+            " ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'enrolled'"
+            "  CHECK (kind IN ('enrolled', 'scanned')),"
+            " ADD COLUMN IF NOT EXISTS suggested_person_id bigint"
+            "  REFERENCES people(id) ON DELETE SET NULL,"
+            " ADD COLUMN IF NOT EXISTS cluster_id bigint"
+        ),
+        sql.SQL(
+            "CREATE UNIQUE INDEX IF NOT EXISTS faces_enrolled_sha256 ON faces (sha256)"
+            " WHERE kind = 'enrolled'"
+        ),
+        sql.SQL("CREATE INDEX IF NOT EXISTS faces_sha256 ON faces (sha256)"),
+        sql.SQL("CREATE INDEX IF NOT EXISTS faces_photo ON faces (photo_id)"),
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS faces_cluster ON faces (cluster_id)"
+            " WHERE cluster_id IS NOT NULL"
+        ),
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS faces_suggested ON faces (suggested_person_id)"
+            " WHERE suggested_person_id IS NOT NULL"
+        ),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS rejections ("
+            " face_id bigint NOT NULL REFERENCES faces(id) ON DELETE CASCADE,"
+            " person_id bigint NOT NULL REFERENCES people(id) ON DELETE CASCADE,"
+            " created timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (face_id, person_id))"
+        ),
+    ]
+
+
 def _hnsw_ddl(params: IndexParams) -> Any:
     from psycopg import sql
 
@@ -170,7 +234,10 @@ def _iso(value: datetime) -> str:
 
 
 # a FaceInfo from "faces f LEFT JOIN people p"; {thumb} is f.thumbnail, or NULL before schema 2
-_INFO_COLUMNS = "f.id, p.name, f.source, f.box, f.score, f.created, {thumb} IS NOT NULL"
+# {library}: the kind, suggested person's name and cluster (constants before schema 3)
+_INFO_COLUMNS = "f.id, p.name, f.source, f.box, f.score, f.created, {thumb} IS NOT NULL, {library}"
+_LIBRARY_COLUMNS = "f.kind, s.name, f.cluster_id"
+_NO_LIBRARY = "'enrolled', NULL::text, NULL::bigint"
 
 
 def _info(row: Sequence[Any]) -> FaceInfo:
@@ -183,6 +250,9 @@ def _info(row: Sequence[Any]) -> FaceInfo:
         score=float(row[4]),
         added=_iso(row[5]),
         has_thumbnail=bool(row[6]),
+        kind=str(row[7]),
+        suggested=row[8],
+        cluster=None if row[9] is None else int(row[9]),
     )
 
 
@@ -221,6 +291,16 @@ class PostgresGallery:
             self.generation = self._generation()
             version = int(self._get_meta("schema_version") or 0)
             self._thumb = "f.thumbnail" if version >= 2 else "NULL"
+            #: whether the database has the photo library (schema 3)
+            self.version = version
+            self.library = version >= 3
+            library = _LIBRARY_COLUMNS if self.library else _NO_LIBRARY
+            self._select_info = (
+                f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb, library=library)}"
+                " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
+                + (" LEFT JOIN people s ON s.id = f.suggested_person_id" if self.library else "")
+            )
+            self._enrolled = "f.kind = 'enrolled'" if self.library else "true"
             self._faces_at_open = self._count_assigned()
         except BaseException:
             self.conn.close()
@@ -304,7 +384,7 @@ class PostgresGallery:
                 if version is not None:
                     self._check_schema_version(version)
                 current = int(version or 0)
-                migrations = {1: lambda: _schema_v1(self.dim), 2: _schema_v2}
+                migrations = {1: lambda: _schema_v1(self.dim), 2: _schema_v2, 3: _schema_v3}
                 if 0 < current < SCHEMA_VERSION:
                     log.warning(
                         "%s: upgrading the gallery schema from %d to %d (the vector index is "
@@ -440,31 +520,79 @@ class PostgresGallery:
             )
             cur.execute("SELECT name, id FROM people WHERE name = ANY(%s)", (names,))
             person_ids = {str(name): int(pid) for name, pid in cur.fetchall()}
-            cur.executemany(
-                "INSERT INTO faces (person_id, source, sha256, box, score, embedding, thumbnail)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                [
-                    (
-                        None if r.person is None else person_ids[r.person],
-                        r.source_path,
-                        r.image_sha256,
-                        [float(v) for v in r.box],
-                        float(r.score),
-                        np.asarray(r.embedding, np.float32),
-                        None if r.thumbnail is None else bytes(r.thumbnail),
-                    )
-                    for r in records
-                ],
-                returning=True,
-            )
-            ids = []
-            while True:
-                ids.append(int(cur.fetchone()[0]))
-                if not cur.nextset():
-                    break
-            self._update_templates(cur, list(person_ids.values()))
-        self._faces_at_open += sum(r.person is not None for r in records)
+            taken: dict[int, int] = {}  # record -> the scanned face it takes over
+            before: list[int] = []  # whose those faces were
+            if self.library:
+                for i, r in enumerate(records):
+                    if r.person is not None:
+                        found = self._scanned_twin(cur, r)
+                        if found is not None:
+                            taken[i] = found[0]
+                            before.append(-1 if found[1] is None else found[1])
+                            self._take_over(cur, found[0], person_ids[r.person], r)
+            new = [r for i, r in enumerate(records) if i not in taken]
+            new_ids: list[int] = []
+            if new:
+                cur.executemany(
+                    "INSERT INTO faces (person_id, source, sha256, box, score, embedding, thumbnail)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    [
+                        (
+                            None if r.person is None else person_ids[r.person],
+                            r.source_path,
+                            r.image_sha256,
+                            [float(v) for v in r.box],
+                            float(r.score),
+                            np.asarray(r.embedding, np.float32),
+                            None if r.thumbnail is None else bytes(r.thumbnail),
+                        )
+                        for r in new
+                    ],
+                    returning=True,
+                )
+                while True:
+                    new_ids.append(int(cur.fetchone()[0]))
+                    if not cur.nextset():
+                        break
+            fresh = iter(new_ids)
+            ids = [taken[i] if i in taken else next(fresh) for i in range(len(records))]
+            self._people_changed(cur, [*person_ids.values(), *(p for p in before if p >= 0)])
+        self._faces_at_open += sum(r.person is not None for r in new) + before.count(-1)
         return ids
+
+    @staticmethod
+    def _scanned_twin(cur: Any, r: FaceRecord) -> tuple[int, int | None] | None:
+        """The scanned face of the same photo at the same place as ``r``, if any: (id, person)."""
+        from .store import CONVERT_IOU, iou
+
+        cur.execute(
+            "SELECT id, person_id, box FROM faces WHERE sha256 = %s AND kind = 'scanned'",
+            (r.image_sha256,),
+        )
+        for fid, pid, box in cur.fetchall():
+            if iou([float(v) for v in box], r.box) >= CONVERT_IOU:
+                return int(fid), None if pid is None else int(pid)
+        return None
+
+    @staticmethod
+    def _take_over(cur: Any, face_id: int, person_id: int, r: FaceRecord) -> None:
+        """Enrolling a face a scan found already: that face becomes the enrolled one."""
+        cur.execute(
+            "UPDATE faces SET person_id = %s, kind = 'enrolled', box = %s, score = %s,"
+            " embedding = %s, thumbnail = coalesce(%s, thumbnail), suggested_person_id = NULL,"
+            " cluster_id = NULL WHERE id = %s",
+            (
+                person_id,
+                [float(v) for v in r.box],
+                float(r.score),
+                np.asarray(r.embedding, np.float32),
+                None if r.thumbnail is None else bytes(r.thumbnail),
+                face_id,
+            ),
+        )
+        cur.execute(
+            "DELETE FROM rejections WHERE face_id = %s AND person_id = %s", (face_id, person_id)
+        )
 
     @staticmethod
     def _update_templates(cur: Any, person_ids: list[int]) -> None:
@@ -510,14 +638,13 @@ class PostgresGallery:
 
     def _face_in_tx(self, cur: Any, face_id: int) -> tuple[FaceInfo, int | None]:
         cur.execute(
-            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}, f.person_id"
-            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.id = %s",
+            self._select_info.replace("SELECT ", "SELECT f.person_id, ", 1) + " WHERE f.id = %s",
             (int(face_id),),
         )
         row = cur.fetchone()
         if row is None:
             raise FaceNotFoundError(f"no face with id {face_id} in the gallery")
-        return _info(row), None if row[7] is None else int(row[7])
+        return _info(row[1:]), None if row[0] is None else int(row[0])
 
     @classmethod
     def _people_changed(cls, cur: Any, person_ids: Sequence[int]) -> None:
@@ -566,7 +693,7 @@ class PostgresGallery:
             cur.execute("SELECT id FROM people WHERE name = %s", (name,))
             person_id = int(cur.fetchone()[0])
             moved = [i for i in ids if owners[i] != person_id]
-            cur.execute("UPDATE faces SET person_id = %s WHERE id = ANY(%s)", (person_id, moved))
+            self._give(cur, moved, person_id)
             before = [owners[i] for i in moved]
             self._people_changed(cur, [person_id, *(p for p in before if p is not None)])
         self._faces_at_open += sum(p is None for p in before)
@@ -595,6 +722,17 @@ class PostgresGallery:
             cur.execute(
                 "UPDATE faces SET person_id = %s WHERE person_id = %s", (int(target[0]), old_id)
             )
+            if self.library:  # suggestions and rejections follow the person
+                cur.execute(
+                    "UPDATE faces SET suggested_person_id = %s WHERE suggested_person_id = %s",
+                    (int(target[0]), old_id),
+                )
+                cur.execute(
+                    "INSERT INTO rejections (face_id, person_id, created)"
+                    " SELECT face_id, %s, created FROM rejections WHERE person_id = %s"
+                    " ON CONFLICT DO NOTHING",
+                    (int(target[0]), old_id),
+                )
             cur.execute("DELETE FROM people WHERE id = %s", (old_id,))
             self._update_templates(cur, [int(target[0])])
         return RenameResult(old, new, merged=True, faces=faces)
@@ -629,12 +767,269 @@ class PostgresGallery:
                 self.params = params
         return self._count_assigned()
 
+    # -- the photo library ---------------------------------------------------------------------
+
+    @staticmethod
+    def _give(cur: Any, face_ids: Sequence[int], person_id: int) -> None:
+        """Make the faces ``person_id``'s (inside a transaction): out of any cluster, no longer
+        a suggestion, and no longer rejected for them."""
+        cur.execute(
+            "UPDATE faces SET person_id = %s, suggested_person_id = NULL, cluster_id = NULL"
+            " WHERE id = ANY(%s)",
+            (person_id, list(face_ids)),
+        )
+        cur.execute(
+            "DELETE FROM rejections WHERE person_id = %s AND face_id = ANY(%s)",
+            (person_id, list(face_ids)),
+        )
+
+    def _require_library(self) -> None:
+        if not self.library:
+            raise GalleryError(
+                f"{self.location}: this gallery predates the photo library (schema "
+                f"{self.version}); open it for writing once (e.g. facesearch scan) to upgrade it"
+            )
+
+    def photos(self) -> list[StoredPhoto]:
+        """Every scanned photo, by id."""
+        if not self.library:
+            return []
+        return [
+            StoredPhoto(int(r[0]), r[1], r[2], int(r[3]), float(r[4]))
+            for r in self._rows("SELECT id, path, sha256, size, mtime FROM photos ORDER BY id")
+        ]
+
+    def count_photos(self) -> int:
+        if not self.library:
+            return 0
+        return int(self._rows("SELECT count(*) FROM photos")[0][0])
+
+    def add_photos(self, photos: Sequence[ScannedPhoto]) -> list[int]:
+        """Record photos as scanned together with their faces (no person yet), in one
+        transaction; returns the faces' labels. A face enrolled from the same photo already
+        (overlapping box) is linked to the photo instead of being stored twice."""
+        from .store import CONVERT_IOU, iou
+
+        self._require_library()
+        if not photos:
+            return []
+        ids: list[int] = []
+        with self._write() as cur:
+            cur.execute("SELECT name, id FROM people")
+            people = {str(name): int(pid) for name, pid in cur.fetchall()}
+            for photo in photos:
+                cur.execute(
+                    "INSERT INTO photos (path, sha256, size, mtime) VALUES (%s, %s, %s, %s)"
+                    " RETURNING id",
+                    (photo.path, photo.sha256, int(photo.size), float(photo.mtime)),
+                )
+                photo_id = int(cur.fetchone()[0])
+                cur.execute(
+                    "SELECT id, box FROM faces WHERE sha256 = %s AND kind = 'enrolled'",
+                    (photo.sha256,),
+                )
+                enrolled = [(int(fid), [float(v) for v in box]) for fid, box in cur.fetchall()]
+                for r in photo.faces:
+                    same = [fid for fid, box in enrolled if iou(box, r.box) >= CONVERT_IOU]
+                    if same:
+                        cur.execute(
+                            "UPDATE faces SET photo_id = %s, source = %s WHERE id = %s",
+                            (photo_id, photo.path, same[0]),
+                        )
+                        ids.append(same[0])
+                        continue
+                    cur.execute(
+                        "INSERT INTO faces (person_id, source, sha256, box, score, embedding,"
+                        " thumbnail, photo_id, kind, suggested_person_id)"
+                        " VALUES (NULL, %s, %s, %s, %s, %s, %s, %s, 'scanned', %s) RETURNING id",
+                        (
+                            photo.path,
+                            photo.sha256,
+                            [float(v) for v in r.box],
+                            float(r.score),
+                            np.asarray(r.embedding, np.float32),
+                            None if r.thumbnail is None else bytes(r.thumbnail),
+                            photo_id,
+                            people.get(r.suggested) if r.suggested else None,
+                        ),
+                    )
+                    ids.append(int(cur.fetchone()[0]))
+        return ids
+
+    def remove_photos(self, photo_ids: Sequence[int]) -> int:
+        """Forget photos that are gone: their scanned faces go (enrolled faces stay, unlinked),
+        in one transaction; returns how many faces went."""
+        self._require_library()
+        if not photo_ids:
+            return 0
+        ids = [int(i) for i in photo_ids]
+        with self._write() as cur:
+            cur.execute(
+                "DELETE FROM faces WHERE kind = 'scanned' AND photo_id = ANY(%s)"
+                " RETURNING person_id",
+                (ids,),
+            )
+            owners = [int(r[0]) for r in cur.fetchall() if r[0] is not None]
+            removed = cur.rowcount
+            cur.execute("DELETE FROM photos WHERE id = ANY(%s)", (ids,))
+            self._people_changed(cur, owners)
+        self._faces_at_open -= len(owners)
+        return int(removed)
+
+    def move_photos(self, moves: Sequence[tuple[int, str, int, float]]) -> None:
+        """Photos found at a new path: they and their faces follow (one transaction)."""
+        self._require_library()
+        with self._write(bump=False) as cur:
+            for photo_id, path, size, mtime in moves:
+                cur.execute(
+                    "UPDATE photos SET path = %s, size = %s, mtime = %s WHERE id = %s",
+                    (path, int(size), float(mtime), int(photo_id)),
+                )
+                cur.execute(
+                    "UPDATE faces SET source = %s WHERE photo_id = %s", (path, int(photo_id))
+                )
+
+    def loose_faces(self) -> LooseFaces:
+        """The faces of no person, with their embeddings, photos, clusters and suggestions."""
+        rows = (
+            self._rows(
+                "SELECT id, embedding, coalesce(photo_id, -1), coalesce(cluster_id, 0),"
+                " coalesce(suggested_person_id, 0) FROM faces WHERE person_id IS NULL ORDER BY id"
+            )
+            if self.library
+            else []
+        )
+        return LooseFaces(
+            np.array([r[0] for r in rows], np.int64),
+            np.stack([_array(r[1]) for r in rows]) if rows else np.zeros((0, self.dim), np.float32),
+            np.array([r[2] for r in rows], np.int64),
+            np.array([r[3] for r in rows], np.int64),
+            np.array([r[4] for r in rows], np.int64),
+        )
+
+    def set_suggestions(self, suggestions: dict[int, str]) -> int:
+        """Suggest faces of no one for people (face id -> name), in one transaction, except to
+        someone a face was taken from; returns how many were set."""
+        self._require_library()
+        if not suggestions:
+            return 0
+        with self._write(bump=False) as cur:
+            cur.execute(
+                "UPDATE faces f SET suggested_person_id = p.id, cluster_id = NULL"
+                " FROM unnest(%s::bigint[], %s::text[]) AS s(face_id, name)"
+                " JOIN people p ON p.name = s.name"
+                " WHERE f.id = s.face_id AND f.person_id IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM rejections r WHERE r.face_id = f.id AND r.person_id = p.id)",
+                ([int(k) for k in suggestions], list(suggestions.values())),
+            )
+            return int(cur.rowcount)
+
+    def rejections(self, face_ids: Sequence[int]) -> dict[int, set[str]]:
+        """Per face, the people it was taken from (never suggested to them again)."""
+        out: dict[int, set[str]] = {}
+        if not self.library:
+            return out
+        for fid, name in self._rows(
+            "SELECT r.face_id, p.name FROM rejections r JOIN people p ON p.id = r.person_id"
+            " WHERE r.face_id = ANY(%s)",
+            ([int(i) for i in face_ids],),
+        ):
+            out.setdefault(int(fid), set()).add(str(name))
+        return out
+
+    def next_cluster_id(self) -> int:
+        """The id a new cluster gets: never one used before."""
+        if not self.library:
+            return 1
+        stored = int(self._get_meta("next_cluster_id") or 1)
+        top = self._rows("SELECT max(cluster_id) FROM faces")[0][0]
+        return max(stored, int(top or 0) + 1)
+
+    def set_clusters(self, clusters: dict[int, int | None]) -> None:
+        """Store cluster ids of faces of no one (None: none; -1: kept out), one transaction."""
+        self._require_library()
+        with self._write(bump=False) as cur:
+            top = self.next_cluster_id()
+            used = [c for c in clusters.values() if c is not None]
+            top = max([top, *(c + 1 for c in used)])
+            cur.execute(
+                "UPDATE faces f SET cluster_id = s.cluster_id"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS s(face_id, cluster_id)"
+                " WHERE f.id = s.face_id AND f.person_id IS NULL",
+                ([int(k) for k in clusters], list(clusters.values())),
+            )
+            self._set_meta_in_tx({"next_cluster_id": str(top)})
+
+    def assign_cluster(self, cluster: int, name: str) -> tuple[list[int], list[int]]:
+        """A cluster's faces become ``name``'s (created if new), but those once taken from
+        them; one transaction. Returns (labels given, labels kept out)."""
+        self._require_library()
+        with self._write() as cur:
+            cur.execute(
+                "SELECT f.id, EXISTS (SELECT 1 FROM rejections r JOIN people p"
+                " ON p.id = r.person_id WHERE r.face_id = f.id AND p.name = %s)"
+                " FROM faces f WHERE f.cluster_id = %s AND f.person_id IS NULL ORDER BY f.id",
+                (name, int(cluster)),
+            )
+            rows = cur.fetchall()
+            if not rows or int(cluster) <= 0:
+                raise InputError(f"no cluster with id {cluster} (see facesearch clusters)")
+            given = [int(fid) for fid, rejected in rows if not rejected]
+            kept = [int(fid) for fid, rejected in rows if rejected]
+            if given:
+                cur.execute(
+                    "INSERT INTO people (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+                )
+                cur.execute("SELECT id FROM people WHERE name = %s", (name,))
+                person_id = int(cur.fetchone()[0])
+                self._give(cur, given, person_id)
+                self._update_templates(cur, [person_id])
+        self._faces_at_open += len(given)
+        return given, kept
+
+    def unassign_face(self, face_id: int) -> FaceInfo:
+        """Take a face from its person (remembered; their last face takes them too), or reject
+        its suggestion, or keep a face of no one out of its cluster; one transaction. Returns
+        the face as it was."""
+        self._require_library()
+        with self._write() as cur:
+            info, person_id = self._face_in_tx(cur, face_id)
+            if person_id is not None:
+                cur.execute(
+                    "INSERT INTO rejections (face_id, person_id) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (info.id, person_id),
+                )
+                cur.execute(
+                    "UPDATE faces SET person_id = NULL, suggested_person_id = NULL,"
+                    " cluster_id = NULL WHERE id = %s",
+                    (info.id,),
+                )
+                self._people_changed(cur, [person_id])
+            elif info.suggested is not None:
+                cur.execute(
+                    "INSERT INTO rejections (face_id, person_id) SELECT id, suggested_person_id"
+                    " FROM faces WHERE id = %s ON CONFLICT DO NOTHING",
+                    (info.id,),
+                )
+                cur.execute("UPDATE faces SET suggested_person_id = NULL WHERE id = %s", (info.id,))
+            elif info.cluster is not None and info.cluster > 0:
+                cur.execute("UPDATE faces SET cluster_id = -1 WHERE id = %s", (info.id,))
+            else:
+                raise InputError(
+                    f"face {info.id} is nobody's, suggested for no one and in no cluster: "
+                    "nothing to unassign"
+                )
+        self._faces_at_open -= person_id is not None
+        return info
+
     # -- reads ---------------------------------------------------------------------------------
 
     def owner_of_hash(self, sha256: str) -> str | None:
         """Name of the person a photo with this content hash is enrolled under, if any."""
         rows = self._rows(
-            "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.sha256 = %s",
+            "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id"
+            f" WHERE f.sha256 = %s AND {self._enrolled} LIMIT 1",
             (sha256,),
         )
         return str(rows[0][0]) if rows else None
@@ -663,28 +1058,43 @@ class PostgresGallery:
     def face_of_hash(self, sha256: str) -> FaceInfo | None:
         """The stored face of the photo with this content hash (assigned or not), if any."""
         rows = self._rows(
-            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
-            " FROM faces f LEFT JOIN people p ON p.id = f.person_id WHERE f.sha256 = %s",
-            (sha256,),
+            self._select_info + " WHERE f.sha256 = %s ORDER BY f.id LIMIT 1", (sha256,)
         )
         return _info(rows[0]) if rows else None
 
-    def faces(self, person: str | None = None, *, unassigned: bool = False) -> list[FaceInfo]:
-        """Stored faces by id: ``person``'s, the unassigned ones, or all."""
-        if person is not None and unassigned:
-            raise InputError("faces of a person, or the unassigned ones: not both")
-        query = (
-            f"SELECT {_INFO_COLUMNS.format(thumb=self._thumb)}"
-            " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
-        )
+    def faces(
+        self,
+        person: str | None = None,
+        *,
+        unassigned: bool = False,
+        cluster: int | None = None,
+        suggested: str | None = None,
+    ) -> list[FaceInfo]:
+        """Stored faces by id: ``person``'s, the unassigned ones, a cluster's, those suggested
+        for a person, or all."""
+        if (person is not None) + unassigned + (cluster is not None) + (suggested is not None) > 1:
+            raise InputError(
+                "faces of a person, the unassigned ones, a cluster's or suggestions: one at a time"
+            )
+        query = self._select_info
         params: tuple[Any, ...] = ()
+        for name in (person, suggested):
+            if name is not None and not self._rows("SELECT 1 FROM people WHERE name = %s", (name,)):
+                raise PersonNotFoundError(f"no person named {name!r} in the gallery")
         if person is not None:
-            if not self._rows("SELECT 1 FROM people WHERE name = %s", (person,)):
-                raise PersonNotFoundError(f"no person named {person!r} in the gallery")
             query += " WHERE p.name = %s"
             params = (person,)
         elif unassigned:
             query += " WHERE f.person_id IS NULL"
+        elif cluster is not None or suggested is not None:
+            if not self.library:
+                return []
+            if cluster is not None:
+                query += " WHERE f.cluster_id = %s AND f.person_id IS NULL"
+                params = (int(cluster),)
+            else:
+                query += " WHERE s.name = %s AND f.person_id IS NULL"
+                params = (suggested,)
         return [_info(r) for r in self._rows(query + " ORDER BY f.id", params)]
 
     def thumbnail(self, face_id: int) -> bytes | None:
@@ -844,6 +1254,7 @@ class PostgresGallery:
             "people": self.count_people(),
             "faces": faces,
             "unassigned": faces - indexed,
+            "photos": self.count_photos(),
             "model": self._get_meta("model_id"),
             "embedding_dim": int(self._get_meta("embedding_dim") or self.dim),
             "index": {

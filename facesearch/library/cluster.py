@@ -16,7 +16,9 @@ before it is compared with a look-alike's. Groups smaller than ``min_faces`` sta
 (label -1).
 
 New faces join incrementally (``partial_fit``): they are linked to their nearest old and new faces
-and the same rule decides, so adding photos never re-numbers existing clusters. The estimator
+and the same rule decides, so adding photos never re-numbers existing clusters. A clustering kept
+elsewhere (a gallery stores each face's cluster) is taken up again with ``resume``: its clusters
+are restored as they were, and ``partial_fit`` goes on from there. The estimator
 follows scikit-learn's style (parameters in the constructor, ``fit`` on an array, ``labels_``
 out) and knows nothing of where faces come from or where labels are stored.
 """
@@ -88,6 +90,43 @@ class FaceClusterer:
         self._vectors = np.zeros((0, np.asarray(vectors).shape[1]), np.float32)
         self._state = None
         return self.partial_fit(vectors, groups)
+
+    def resume(
+        self, vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None
+    ) -> FaceClusterer:
+        """Start from a clustering found earlier: faces with the same ``labels[i] >= 0`` form
+        one cluster (as they are, not re-examined); faces labelled -1 are single. Follow with
+        ``partial_fit`` to add faces. ``labels_`` numbers the clusters anew (by first face)."""
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        labels = np.asarray(labels, np.int64)
+        n = len(vectors)
+        if len(labels) != n:
+            raise ValueError(f"labels must have one entry per vector ({n}), got {len(labels)}")
+        groups = np.full(n, -1, np.int64) if groups is None else np.asarray(groups, np.int64)
+        if len(groups) != n:
+            raise ValueError(f"groups must have one entry per vector ({n}), got {len(groups)}")
+        d = vectors.shape[1] if vectors.ndim == 2 else 0
+        state = _Clusters(
+            np.zeros(0, np.int64), np.zeros((0, d), np.float32), np.zeros(0, np.int64), {}
+        )
+        state.grow(vectors, groups)
+        first: dict[int, int] = {}
+        for i, lab in enumerate(labels.tolist()):
+            if lab < 0:
+                continue
+            if lab not in first:
+                first[lab] = i
+                continue
+            root = first[lab]
+            state.parent[i] = root
+            state.sums[root] += state.sums[i]
+            state.size[root] += 1
+            state.photos[root] |= state.photos.pop(i)
+            state.version[root] = state.version.get(root, 0) + 1
+        self._state = state
+        self._vectors = vectors
+        self.labels_ = self._labels(state)
+        return self
 
     def partial_fit(self, vectors: np.ndarray, groups: np.ndarray | None = None) -> FaceClusterer:
         """Add faces to the clusters found so far (labels of earlier faces keep their meaning,

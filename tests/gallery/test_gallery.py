@@ -5,6 +5,7 @@ import os
 import shutil
 import sqlite3
 import stat
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from facesearch.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from facesearch.gallery import DB_NAME, INDEX_META_NAME, INDEX_NAME, Gallery
 from facesearch.threshold import Threshold
-from fakes import DIM, GALLERY_V1, MODEL, records, unit, v1_records
+from fakes import DIM, GALLERY_V1, GALLERY_V2, MODEL, records, unit, v1_records, v2_records
 
 
 @pytest.fixture
@@ -267,7 +268,7 @@ def test_v1_gallery_is_upgraded_by_a_write(v1_gallery, caplog):
         new += g.add(records(np.random.default_rng(1), "bob", 1))
         assert g.thumbnail(new[0]).startswith(b"jpg") and g.faces(unassigned=True)[0].id == new[0]
     version, columns = schema(path)
-    assert version == 2 and columns["person_id"] == 0 and "thumbnail" in columns
+    assert version == 3 and columns["person_id"] == 0 and "thumbnail" in columns
     assert new == [9, 10]  # labels 7 and 8 belonged to a removed person: never reused
     assert "rebuild" not in caplog.text and "repairing" not in caplog.text  # the index stayed
     with open_ro(path) as g:
@@ -290,4 +291,78 @@ def test_failed_upgrade_leaves_the_v1_gallery_as_it_was(v1_gallery, monkeypatch)
         check_v1_content(g, recs)
     with Gallery(path, MODEL, DIM, writable=True) as g:
         check_v1_content(g, recs)
+    assert schema(path)[0] == 3
+
+
+# -- a schema-2 gallery (tests/data/gallery_v2, made by the release before the photo library) ----
+
+
+@pytest.fixture
+def v2_gallery(tmp_path):
+    dst = tmp_path / "v2"
+    shutil.copytree(GALLERY_V2 / "gallery", dst)
+    return dst, v2_records()
+
+
+def check_v2_content(g, recs):
+    assert {p.name: p.faces for p in g.people()} == {"ann": 3, "bob": 2}
+    assert (g.count_faces(), g.count_unassigned()) == (7, 2)
+    people = [r for r in recs if r.person]
+    hits = g.search(np.stack([r.embedding for r in people]), k_people=2)
+    assert [h[0].name for h in hits] == [r.person for r in people]
+    assert [h[0].face_id for h in hits] == [1, 2, 3, 4, 5]
+    assert g.threshold() == Threshold(0.3, "calibrated for the fixture", "calibrated")
+    faces = g.faces()
+    assert [(f.id, f.person, f.source_path, f.box) for f in faces] == [
+        (i, r.person, r.source_path, r.box) for i, r in enumerate(recs, 1)
+    ]
+    assert [g.thumbnail(f.id) for f in faces] == [r.thumbnail for r in recs]
+    assert {f.kind for f in faces} == {"enrolled"} and {f.cluster for f in faces} == {None}
+
+
+def test_v2_gallery_reads_as_it_is(v2_gallery):
+    path, recs = v2_gallery
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with open_ro(path) as g:
+        check_v2_content(g, recs)
+        assert g.photos() == [] and g.count_photos() == 0 and len(g.loose_faces()) == 0
+        assert g.faces(cluster=1) == [] and g.rejections([6]) == {}
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before  # nothing written
     assert schema(path)[0] == 2
+
+
+def test_v2_gallery_is_upgraded_by_a_write(v2_gallery, caplog):
+    from facesearch.types import ScannedPhoto
+
+    path, recs = v2_gallery
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        check_v2_content(g, recs)
+        assert g.loose_faces().ids.tolist() == [6, 7]
+        loose = [replace(r, source_path="/p/x.jpg", image_sha256="x") for r in recs[:2]]
+        ids = g.add_photos([ScannedPhoto("/p/x.jpg", "x", 1, 1.0, tuple(loose))])
+        assert ids == [9, 10]  # label 8 belonged to a removed person: never reused
+        with pytest.raises(GalleryError, match="nothing was written"):
+            g.add([recs[0]])  # enroll's dedupe: one enrolled subject per photo
+    version, columns = schema(path)
+    assert version == 3 and {"photo_id", "kind", "suggested_person_id", "cluster_id"} <= set(
+        columns
+    )
+    assert "rebuild" not in caplog.text and "repairing" not in caplog.text  # the index stayed
+    with open_ro(path) as g:
+        assert (g.count_faces(), g.count_unassigned(), g.count_photos()) == (9, 4, 1)
+        assert [f.id for f in g.faces(unassigned=True)] == [6, 7, 9, 10]
+
+
+def test_failed_upgrade_leaves_the_v2_gallery_as_it_was(v2_gallery, monkeypatch):
+    from facesearch.gallery import store
+
+    path, recs = v2_gallery
+    db_before = (path / DB_NAME).read_bytes()
+    monkeypatch.setattr(store, "_V3_EXTRAS", store._V3_EXTRAS + ";SELECT no_such_function()")
+    with pytest.raises(GalleryError, match="cannot open gallery database"):
+        Gallery(path, MODEL, DIM, writable=True)
+    assert (path / DB_NAME).read_bytes() == db_before
+    monkeypatch.undo()
+    with Gallery(path, MODEL, DIM, writable=True) as g:
+        check_v2_content(g, recs)
+    assert schema(path)[0] == 3

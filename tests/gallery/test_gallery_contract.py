@@ -376,6 +376,9 @@ def test_faces_lists_a_person_the_unassigned_or_all(with_unassigned):
         "score": 0.99,
         "added": f.added,
         "has_thumbnail": False,
+        "kind": "enrolled",
+        "suggested": None,
+        "cluster": None,
     }
 
 

@@ -16,7 +16,7 @@ from facesearch.errors import GalleryError
 from facesearch.gallery import open_gallery
 from facesearch.gallery.migrate import migrate
 from facesearch.types import FaceRecord
-from fakes import one_line_error, run, v1_records
+from fakes import one_line_error, run, v1_records, v2_records
 
 MODEL, DIM = "test-model", 32
 BBT2 = FACES / "bbt" / "group" / "bbt2.jpg"
@@ -479,7 +479,7 @@ def test_v1_postgres_gallery_is_upgraded_by_a_write(v1_database):
         assert g.thumbnail(face_id) == b"jpg" and g.count_unassigned() == 1
         assert g.search(recs[0].embedding[None], k_people=1)[0][0].name == "ann"
     version, nullable, thumbnails, index = pg_schema(url)
-    assert (version, nullable, thumbnails) == (2, True, True)
+    assert (version, nullable, thumbnails) == (3, True, True)
     assert "WHERE (person_id IS NOT NULL)" in index  # rebuilt as the partial index
     with open_gallery(url, MODEL, DIM) as g:
         check_v1_content(g, recs)
@@ -502,7 +502,118 @@ def test_failed_postgres_upgrade_changes_nothing(v1_database, monkeypatch):
     monkeypatch.undo()
     with open_gallery(url, MODEL, DIM, writable=True) as g:
         check_v1_content(g, recs)
+    assert pg_schema(url)[0] == 3
+
+
+# -- a schema-2 gallery, as the release before the photo library created it ----------------------
+
+V2_DDL = [
+    *V1_DDL[:-1],
+    "ALTER TABLE faces ALTER COLUMN person_id DROP NOT NULL",
+    "ALTER TABLE faces ADD COLUMN IF NOT EXISTS thumbnail bytea",
+    "CREATE INDEX IF NOT EXISTS faces_embedding ON faces USING hnsw (embedding vector_ip_ops)"
+    " WITH (m = 16, ef_construction = 64) WHERE person_id IS NOT NULL",
+]
+
+
+@pytest.fixture
+def v2_database(pg_url):
+    """A database with the schema-2 tables and the records of tests/data/gallery_v2."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    recs = v2_records()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in V2_DDL:
+            conn.execute(statement)
+        register_vector(conn)
+        with conn.transaction():
+            for key, value in {**V1_META, "schema_version": "2"}.items():
+                conn.execute("INSERT INTO meta VALUES (%s, %s)", (key, value))
+            for r in recs:
+                if r.person is not None:
+                    conn.execute(
+                        "INSERT INTO people (name) VALUES (%s) ON CONFLICT DO NOTHING", (r.person,)
+                    )
+                conn.execute(
+                    "INSERT INTO faces (person_id, source, sha256, box, score, embedding,"
+                    " thumbnail) VALUES ((SELECT id FROM people WHERE name = %s),"
+                    " %s, %s, %s, %s, %s, %s)",
+                    (
+                        r.person,
+                        r.source_path,
+                        r.image_sha256,
+                        list(r.box),
+                        r.score,
+                        r.embedding,
+                        r.thumbnail,
+                    ),
+                )
+            conn.execute(
+                "UPDATE people p SET template_sum = s.total FROM (SELECT person_id,"
+                " sum(embedding) AS total FROM faces GROUP BY person_id) s WHERE p.id = s.person_id"
+            )
+    return pg_url, recs
+
+
+def check_v2_content(g, recs):
+    assert {p.name: p.faces for p in g.people()} == {"ann": 3, "bob": 2}
+    assert (g.count_faces(), g.count_unassigned()) == (7, 2)
+    people = [r for r in recs if r.person]
+    hits = g.search(np.stack([r.embedding for r in people]), k_people=2)
+    assert [h[0].name for h in hits] == [r.person for r in people]
+    assert g.threshold().value == 0.3
+    faces = g.faces()
+    assert [(f.person, f.source_path, f.box) for f in faces] == [
+        (r.person, r.source_path, r.box) for r in recs
+    ]
+    assert [g.thumbnail(f.id) for f in faces] == [r.thumbnail for r in recs]
+
+
+def test_v2_postgres_gallery_reads_as_it_is(v2_database):
+    url, recs = v2_database
+    with open_gallery(url, MODEL, DIM) as g:
+        check_v2_content(g, recs)
+        assert g.photos() == [] and len(g.loose_faces()) == 0 and g.faces(cluster=1) == []
     assert pg_schema(url)[0] == 2
+
+
+def test_v2_postgres_gallery_is_upgraded_by_a_write(v2_database):
+    from dataclasses import replace
+
+    from facesearch.types import ScannedPhoto
+
+    url, recs = v2_database
+    with open_gallery(url, MODEL, DIM, writable=True) as g:
+        check_v2_content(g, recs)
+        assert len(g.loose_faces()) == 2
+        loose = [replace(r, source_path="/p/x.jpg", image_sha256="x") for r in recs[:2]]
+        assert len(g.add_photos([ScannedPhoto("/p/x.jpg", "x", 1, 1.0, tuple(loose))])) == 2
+        with pytest.raises(GalleryError, match="nothing was written"):
+            g.add([recs[0]])  # enroll's dedupe: one enrolled subject per photo
+    assert pg_schema(url)[0] == 3
+    with open_gallery(url, MODEL, DIM) as g:
+        check_v2_content_after = (g.count_faces(), g.count_unassigned(), g.count_photos())
+        assert check_v2_content_after == (9, 4, 1)
+
+
+def test_failed_postgres_v3_upgrade_changes_nothing(v2_database, monkeypatch):
+    from psycopg import sql
+
+    from facesearch.gallery import postgres
+
+    url, recs = v2_database
+    real = postgres._schema_v3
+    monkeypatch.setattr(
+        postgres, "_schema_v3", lambda: [*real(), sql.SQL("SELECT no_such_function()")]
+    )
+    with pytest.raises(GalleryError, match="cannot create the gallery"):
+        open_gallery(url, MODEL, DIM, writable=True)
+    assert pg_schema(url)[0] == 2
+    monkeypatch.undo()
+    with open_gallery(url, MODEL, DIM, writable=True) as g:
+        check_v2_content(g, recs)
+    assert pg_schema(url)[0] == 3
 
 
 # -- migrate: unassigned faces and thumbnails ------------------------------------------------------

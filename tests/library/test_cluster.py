@@ -91,3 +91,38 @@ def test_hnsw_neighbours_above_the_exact_limit(monkeypatch):
     v, who = people(np.random.default_rng(6), 5, 6)
     labels = FaceClusterer().fit(v).labels_
     assert same_partition(labels, who)
+
+
+def test_resume_takes_up_stored_clusters_and_goes_on():
+    rng = np.random.default_rng(7)
+    v, who = people(rng, 6, 8)
+    order = rng.permutation(len(v))
+    v, who = v[order], who[order]
+    first = FaceClusterer(min_faces=2).fit(v[:30])
+    # a new estimator, from the labels alone (as a gallery stores them)
+    resumed = FaceClusterer(min_faces=2).resume(v[:30], first.labels_)
+    assert np.array_equal(resumed.labels_ >= 0, first.labels_ >= 0)
+    assert same_partition(resumed.labels_[first.labels_ >= 0], first.labels_[first.labels_ >= 0])
+    resumed.partial_fit(v[30:])
+    assert same_partition(resumed.labels_, who)
+    for lab in set(first.labels_[first.labels_ >= 0]):  # stored clusters stay whole
+        assert len(set(resumed.labels_[:30][first.labels_ == lab])) == 1
+
+
+def test_resume_keeps_a_stored_cluster_as_it_is():
+    # two far groups stored as one cluster (a user's choice) are not re-examined
+    rng = np.random.default_rng(8)
+    v, who = people(rng, 2, 4)
+    stored = np.zeros(len(v), np.int64)
+    assert (FaceClusterer().resume(v, stored).labels_ == 0).all()
+    with pytest.raises(ValueError, match="one entry per vector"):
+        FaceClusterer().resume(v, stored[:3])
+
+
+def test_stable_ids_follow_the_faces():
+    from facesearch.library.clusters import stable_ids
+
+    old = np.array([5, 5, 5, 9, 9, 0, 0, 0, 3])
+    new = np.array([0, 0, 0, 0, 1, 1, 2, 2, -1])  # 5 and 9 overlap, 3 dissolves
+    ids = stable_ids(new, old, next_id=12)
+    assert ids.tolist() == [5, 5, 5, 5, 9, 9, 12, 12, 0]

@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from receivers import Receiver
 
 from clipgen import face_patch
 from conftest import FACES
 from facesearch import FaceSearch
 from facesearch.cli import main
+from facesearch.events.webhook import sign
 from facesearch.live import LiveOptions, LiveRecognizer
 from facesearch.live.video import Frame
 
@@ -61,29 +63,42 @@ def events_in(events, start, end):
 
 
 def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
-    capsys, enrolled, clip, tmp_path
+    capsys, enrolled, clip, tmp_path, monkeypatch
 ):
     path, spans, n_frames = clip
     events_file = tmp_path / "events.jsonl"
     out_video = tmp_path / "annotated.mp4"
-    code = main(
-        [
-            "--gallery",
-            str(enrolled[0]),
-            "live",
-            "--source",
-            str(path),
-            "--headless",
-            "--events",
-            str(events_file),
-            "--output",
-            str(out_video),
-        ]
-    )
+    hook = Receiver()
+    monkeypatch.setenv("FACESEARCH_WEBHOOK_SECRET", "s3cret")
+    try:
+        code = main(
+            [
+                "--gallery",
+                str(enrolled[0]),
+                "live",
+                "--source",
+                str(path),
+                "--headless",
+                "--events",
+                str(events_file),
+                "--output",
+                str(out_video),
+                "--webhook",
+                hook.url,
+                "--camera-name",
+                "hall",
+            ]
+        )
+    finally:
+        hook.close()
     _, err = capsys.readouterr()
     assert code == 0, err
     assert f"{n_frames} frames" in err
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    # the webhook got every event (delivered before live returned), with the camera and a time
+    assert [{k: e[k] for k in e if k not in ("camera", "time")} for e in hook.got] == events
+    assert {e["camera"] for e in hook.got} == {"hall"}
+    assert all(h["X-Facesearch-Signature"] == sign(h["_body"], "s3cret") for h in hook.headers)
     for e in events:
         assert set(e) == {"t", "frame", "event", "track", "name", "similarity", "box"}
         assert e["event"] in {"appear", "recognized", "leave"}

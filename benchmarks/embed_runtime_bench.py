@@ -1,0 +1,198 @@
+"""FaceNet's forward pass on a CPU: torch eager against ONNX Runtime and OpenVINO, same crops.
+
+The crops are the subjects of ``--photos`` lfw_dev photos, cut exactly as enroll cuts them
+(160x160, standardised), each embedded with flip averaging (the crop and its mirror image in one
+batch), as facesearch does. Per runtime: crops/s at batch 32 on all cores (best of 3 passes), and
+the cosine similarity of each embedding to torch fp32's (min and mean). torch's int8 static
+quantisation (fbgemm) needs InceptionResnetV1 rewritten with quant stubs and fused modules; it
+is not measured here. ONNX Runtime is measured when installed (``pip install onnxruntime``) but
+not offered by facesearch: imported into a process that has loaded usearch first, it crashes.
+
+    python benchmarks/embed_runtime_bench.py [--photos 256] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import CACHE, LFW_DEV, use_shared_models  # noqa: E402
+
+BATCH = 32
+
+
+def crops(n: int) -> np.ndarray:
+    cache = CACHE / f"embed_runtime_crops_{n}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    use_shared_models()
+    import torch
+
+    from facesearch import FaceSearch
+    from facesearch.crops import crop_faces
+    from facesearch.detection import most_prominent
+    from facesearch.images import iter_files, load_image
+
+    fs = FaceSearch("/nonexistent-unused-gallery")
+    paths = sorted(p for d in sorted(LFW_DEV.iterdir()) for p in iter_files(d))[:n]
+    out = []
+    for p in paths:
+        img = load_image(p)
+        faces = fs.detector.detect(img.image)
+        if len(faces):
+            out.append(crop_faces(img.image, faces[most_prominent(faces, img.size)]))
+    arr = torch.cat(out).numpy().astype(np.float32)
+    CACHE.mkdir(exist_ok=True)
+    np.save(cache, arr)
+    return arr
+
+
+def with_flip(batch: np.ndarray) -> np.ndarray:
+    return np.concatenate([batch, batch[..., ::-1]])
+
+
+def finish(raw: np.ndarray) -> np.ndarray:
+    """Flip-averaged unit embeddings from the raw outputs of crops + mirrors."""
+    raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    half = len(raw) // 2
+    v = raw[:half] + raw[half:]
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def timed(run, data: np.ndarray) -> tuple[np.ndarray, float]:
+    """Embeddings of every crop and the best crops/s over 3 passes."""
+    best, out = 0.0, None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        parts = [finish(run(with_flip(data[s : s + BATCH]))) for s in range(0, len(data), BATCH)]
+        best = max(best, len(data) / (time.perf_counter() - t0))
+        out = np.concatenate(parts)
+    return out, best
+
+
+def torch_runner(precision: str):
+    import torch
+
+    from facesearch import FaceEmbedder
+
+    model = FaceEmbedder(precision="fp32").load()._model
+    model = model.to(memory_format=torch.channels_last)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=torch.channels_last)
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"),
+        ):
+            return model(t).float().numpy()
+
+    return run, model
+
+
+def export_onnx(model, path: Path) -> None:
+    import torch
+
+    dummy = torch.zeros(2, 3, 160, 160)
+    torch.onnx.export(
+        model.to(memory_format=torch.contiguous_format),
+        dummy,
+        str(path),
+        input_names=["crops"],
+        output_names=["embeddings"],
+        dynamic_axes={"crops": {0: "n"}, "embeddings": {0: "n"}},
+        opset_version=17,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=int, default=256)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    data = crops(args.photos)
+    use_shared_models()
+    rows = []
+    run, model = torch_runner("fp32")
+    ref, speed = timed(run, data)
+    rows.append(("torch eager fp32", speed, 1.0, 1.0))
+    flags = Path("/proc/cpuinfo").read_text()
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        run16, _ = torch_runner("bf16")
+        v, speed = timed(run16, data)
+        cos = np.sum(v * ref, 1)
+        rows.append(
+            ("torch eager bf16 autocast (facesearch's default here)", speed, cos.min(), cos.mean())
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "facenet.onnx"
+        export_onnx(model, onnx_path)
+        try:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = os.cpu_count() or 1
+            sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            v, speed = timed(lambda x: sess.run(None, {"crops": np.ascontiguousarray(x)})[0], data)
+            cos = np.sum(v * ref, 1)
+            rows.append((f"ONNX Runtime {ort.__version__} fp32", speed, cos.min(), cos.mean()))
+        except ImportError:
+            print("onnxruntime not installed: left out")
+        try:
+            import openvino as ov
+
+            core = ov.Core()
+            for hint in ("f32", "bf16"):
+                compiled = core.compile_model(
+                    str(onnx_path),
+                    "CPU",
+                    {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "THROUGHPUT"},
+                )
+                req = compiled.create_infer_request()
+                v, speed = timed(lambda x, r=req: r.infer({0: np.ascontiguousarray(x)})[0], data)
+                cos = np.sum(v * ref, 1)
+                rows.append(
+                    (
+                        f"OpenVINO {ov.__version__.split('-')[0]} {hint}",
+                        speed,
+                        cos.min(),
+                        cos.mean(),
+                    )
+                )
+        except ImportError:
+            print("openvino not installed: left out")
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model_name = next(
+        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?"
+    )
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni") if f in flags]
+    print(
+        f"{len(data)} crops (flip: {2 * len(data)} forward passes), batch {BATCH}; {model_name}, "
+        f"{os.cpu_count()} cores, flags: {' '.join(simd)}"
+    )
+    print(f"{'runtime':<56} {'crops/s':>8} {'vs torch fp32':>13} {'cos min':>8} {'cos mean':>9}")
+    base = rows[0][1]
+    for name, speed, cmin, cmean in rows:
+        print(f"{name:<56} {speed:8.1f} {speed / base:12.2f}x {cmin:8.5f} {cmean:9.6f}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [dict(zip(("runtime", "crops_per_s", "cos_min", "cos_mean"), r)) for r in rows],
+                indent=2,
+                default=float,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
