@@ -125,6 +125,9 @@ class FaceOut(Model):
     score: float
     added: str
     has_thumbnail: bool
+    kind: str  # "enrolled", or "scanned" (a library photo's face)
+    suggested: Optional[str]  # a scanned face's proposed person, not yet confirmed
+    cluster: Optional[int]
 
 
 class PersonDetailOut(Model):
