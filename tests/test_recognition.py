@@ -155,8 +155,10 @@ def test_flip_tta_embedding_is_mirror_invariant_and_matches_its_definition(detec
     n = len(crops)
     # the average of a crop and its mirror image does not change when the crop is mirrored
     assert np.allclose(both[:n], both[n:], atol=2e-3)
-    plain = FaceEmbedder(precision=embedder.precision, flip=False)
-    plain._model, plain.weights_path = embedder._model, embedder.weights_path  # share the weights
+    plain = FaceEmbedder(precision=embedder.precision, flip=False, runtime=embedder.runtime)
+    # share the loaded network, in whichever runtime it runs
+    plain._model, plain._runner = embedder._model, embedder._runner
+    plain.weights_path = embedder.weights_path
     a, b = plain.embed(crops), plain.embed(mirrored)
     expected = (a + b) / np.linalg.norm(a + b, axis=1, keepdims=True)
     assert np.allclose(both[:n], expected, atol=2e-3)
