@@ -8,6 +8,7 @@ __all__ = [
     "ImageError",
     "PersonNotFoundError",
     "FaceNotFoundError",
+    "ClusterNotFoundError",
     "GalleryError",
     "ModelMismatchError",
     "WeightsError",
@@ -32,6 +33,10 @@ class PersonNotFoundError(InputError):
 
 class FaceNotFoundError(InputError):
     """No face with the given id (label) is stored in the gallery."""
+
+
+class ClusterNotFoundError(InputError):
+    """No cluster of unnamed faces has that id (``facesearch clusters`` lists them)."""
 
 
 class GalleryError(FaceSearchError):

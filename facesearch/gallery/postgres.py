@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import display_location
 from ..errors import (
+    ClusterNotFoundError,
     FaceNotFoundError,
     GalleryError,
     InputError,
@@ -973,7 +974,9 @@ class PostgresGallery:
             )
             rows = cur.fetchall()
             if not rows or int(cluster) <= 0:
-                raise InputError(f"no cluster with id {cluster} (see facesearch clusters)")
+                raise ClusterNotFoundError(
+                    f"no cluster with id {cluster} (see facesearch clusters)"
+                )
             given = [int(fid) for fid, rejected in rows if not rejected]
             kept = [int(fid) for fid, rejected in rows if rejected]
             if given:

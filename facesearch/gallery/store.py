@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import (
+    ClusterNotFoundError,
     FaceNotFoundError,
     GalleryError,
     InputError,
@@ -798,7 +799,9 @@ class GalleryStore:
                 )
             ]
             if not ids or int(cluster) <= 0:
-                raise InputError(f"no cluster with id {cluster} (see facesearch clusters)")
+                raise ClusterNotFoundError(
+                    f"no cluster with id {cluster} (see facesearch clusters)"
+                )
             rejected = {
                 int(r[0])
                 for r in db.execute(

@@ -139,12 +139,12 @@ def split_cluster(
     get new ones, faces left alone are kept out of clustering (as if ejected: otherwise the next
     ``update_clusters`` would join them again by the usual rule). Returns the resulting cluster
     ids, largest first (one id: it could not be split; none: it fell apart)."""
-    from ..errors import InputError
+    from ..errors import ClusterNotFoundError, InputError
 
     loose = gallery.loose_faces()
     rows = np.flatnonzero((loose.clusters == cluster_id) & clusterable(loose))
     if cluster_id <= 0 or len(rows) == 0:
-        raise InputError(f"no cluster with id {cluster_id} (see facesearch clusters)")
+        raise ClusterNotFoundError(f"no cluster with id {cluster_id} (see facesearch clusters)")
     part = loose[rows]
     base = clusterer or FaceClusterer()
     strict = (

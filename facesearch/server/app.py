@@ -19,7 +19,7 @@ from ..pipeline import FaceSearch
 from . import errors
 from .auth import can_read
 from .context import ServerContext, gallery_opened
-from .routers import faces, health, info, people, recognition
+from .routers import faces, health, info, library, people, recognition
 from .settings import Settings
 from .uploads import BodySizeLimit
 
@@ -90,7 +90,7 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)  # /healthz, /readyz: probes, no key needed
     app.include_router(health.router, prefix=API, dependencies=[Depends(can_read)])
-    for module in (recognition, people, faces, info):
+    for module in (recognition, people, faces, library, info):
         app.include_router(module.router, prefix=API, dependencies=[Depends(gallery_opened)])
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     app.add_middleware(SecurityHeaders)

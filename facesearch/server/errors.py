@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[errors.FaceSearchError], int] = {
     errors.PersonNotFoundError: 404,  # no such person
     errors.FaceNotFoundError: 404,  # no face with that id
+    errors.ClusterNotFoundError: 404,  # no cluster with that id
     errors.ImageError: 422,  # not an image, truncated, a decompression bomb
     errors.InputError: 400,  # a bad name, parameter, box, no face where one is needed
     errors.ModelMismatchError: 500,  # the server was started on a gallery of another model

@@ -160,3 +160,46 @@ class ReadyOut(Model):
     models_loaded: bool
     gallery_open: bool
     error: Optional[str] = None
+
+
+class ClusterFaceOut(Model):
+    id: int
+    image: str
+    box: list[float]
+
+
+class ClusterOut(Model):
+    id: int
+    size: int
+    representative: int
+    faces: list[ClusterFaceOut]
+
+
+class ClustersOut(Model):
+    """``facesearch clusters --json``'s object: unknown people, largest first."""
+
+    clusters: list[ClusterOut]
+    unclustered: int
+
+
+class NameClusterIn(Model):
+    name: str
+
+
+class NamedClusterOut(Model):
+    cluster: int
+    name: str
+    faces: list[int]
+    kept_out: list[int]
+
+
+class PhotoHitOut(Model):
+    image: str
+    face: int
+    box: list[float]
+    suggested: bool
+
+
+class PhotosOut(Model):
+    name: str
+    photos: list[PhotoHitOut]

@@ -277,6 +277,53 @@ async function showPerson(name) {
     return el("li", { title: `${f.source_path}, added ${f.added}` }, picture, remove);
   }));
   $("person").hidden = false;
+  loadPhotos(name).catch(() => {});
+}
+
+// -- people to name (the photo library's clusters) ----------------------------------------------
+
+async function loadClusters() {
+  const { clusters, unclustered } = await api("GET", "clusters");
+  $("to-name").hidden = clusters.length === 0;
+  $("clusters").replaceChildren(...clusters.map((c) => {
+    const strip = el("ul", { className: "strip" }, ...c.faces.slice(0, 12).map((f) => {
+      const picture = el("div", { className: "no-thumb" });
+      thumbnailUrl(f.id).then((url) =>
+        picture.replaceWith(el("img", { src: url, alt: `face ${f.id}` })), () => {});
+      const face = el("button", { type: "button", className: "eject writer",
+                                  title: `not this person: take face ${f.id} out (${f.image})` }, picture);
+      face.addEventListener("click", () => attempt(async () => {
+        await api("POST", `faces/${f.id}/unassign`);
+        await loadClusters();
+      }));
+      return el("li", {}, face);
+    }));
+    const input = el("input", { required: true, maxLength: 128, placeholder: "name" });
+    input.setAttribute("aria-label", `name for group ${c.id}`);
+    const form = el("form", { className: "name-cluster writer" }, input,
+      el("button", { type: "submit", textContent: "Name" }));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      attempt(async () => {
+        const named = await api("POST", `clusters/${c.id}/name`, { name: input.value });
+        say(`${named.faces.length} face(s) are now ${named.name}'s.`);
+        await Promise.all([loadClusters(), loadPeople(), loadInfo()]);
+      });
+    });
+    const item = el("li", { className: "cluster" },
+      el("span", { className: "muted", textContent: `${c.size} faces` }), strip, form);
+    item.dataset.cluster = c.id;
+    return item;
+  }));
+  if (clusters.length && unclustered) {
+    $("clusters").append(el("li", { className: "muted", textContent: `${unclustered} more face(s) in no group yet.` }));
+  }
+}
+
+async function loadPhotos(name) {
+  const { photos } = await api("GET", `${person(name)}/photos`);
+  $("person-photos").replaceChildren(...photos.map((p) =>
+    el("li", { textContent: p.image, title: `face ${p.face} at ${p.box.map((v) => Math.round(v)).join(", ")}` })));
 }
 
 // -- wiring -------------------------------------------------------------------------------------
@@ -340,6 +387,7 @@ function wire() {
 async function start() {
   await loadInfo();
   await loadPeople();
+  await loadClusters();
 }
 
 wire();
