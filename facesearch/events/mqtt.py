@@ -135,7 +135,7 @@ class MqttSink:
         if info.rc not in (0, 4):  # 4: not connected yet; paho keeps QoS 1 messages until then
             raise RuntimeError(f"{self.name}: publish to {topic} failed (rc {info.rc})")
 
-    def close(self, timeout: float = 3.0) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (waiting up to ``timeout`` s for the broker), say offline, and
         disconnect."""
         if self._connected.wait(timeout if self._last is not None else 0):

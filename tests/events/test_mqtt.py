@@ -139,6 +139,7 @@ def test_retained_state_reaches_a_later_subscriber(tmp_path):
     broker = Broker(tmp_path, free_port())
     try:
         sink = MqttSink(f"mqtt://127.0.0.1:{broker.port}", discovery=False)
+        assert sink.wait_connected(20)
         d = Dispatcher([sink])
         d.send(payloads([("recognized", "Raj", 0.7)])[0])
         d.close()
