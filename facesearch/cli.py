@@ -24,6 +24,7 @@ from . import (
     given,
     load_image,
 )
+from .quality import DEFAULT_GATE
 
 PROG = "facesearch"
 
@@ -53,6 +54,13 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         choices=["auto", "fp32", "bf16"],
         default=default("auto"),
         help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--no-quality-gate",
+        action="store_true",
+        default=default(False),
+        help="name, enroll and evaluate every detection, however low its score or small its "
+        "face (by default those below the gate are reported as low quality and not named)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
@@ -307,6 +315,8 @@ def _print_identify(result: ImageResult, out: Any) -> None:
     )
     for i, f in enumerate(result.faces, 1):
         name = f.name or ("unknown" + (f" (~{f.candidates[0].name})" if f.candidates else ""))
+        if f.quality == "low":
+            name = "(low quality)"
         sim = "-" if f.similarity is None else f"{f.similarity:.3f}"
         dist = "-" if f.distance is None else f"{f.distance:.3f}"
         ru = f.runner_up
@@ -329,7 +339,11 @@ def _annotate_target(out: str, image: str, many: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     fs = FaceSearch(
-        args.gallery, models_dir=args.models, device=args.device, precision=args.precision
+        args.gallery,
+        models_dir=args.models,
+        device=args.device,
+        precision=args.precision,
+        quality_gate=None if args.no_quality_gate else DEFAULT_GATE,
     )
     with fs:
         if args.command == "enroll":
