@@ -182,7 +182,7 @@ def main() -> int:
     use_shared_models()
     import cv2
 
-    from facesearch import FaceSearch
+    from facesearch import FaceSearch, open_gallery
     from facesearch.live import LiveOptions
 
     torch.set_num_threads(torch.get_num_threads())
@@ -202,7 +202,8 @@ def main() -> int:
         FaceSearch(args.gallery, device=args.device).enroll(gdir)
     fs = FaceSearch(args.gallery, device=args.device, precision=args.precision)
     fs.embedder.load()
-    emb = np.concatenate([v for _, v in fs._read_gallery().store.embeddings()])
+    with open_gallery(args.gallery, fs.embedder.model_id, fs.embedder.dim) as gallery:
+        emb = np.stack([r.embedding for chunk in gallery.export_faces() for r in chunk])
     raw = read_frames(args.video)
     if not raw:
         sys.exit(f"{args.video}: no frames")

@@ -10,6 +10,7 @@ from .types import FaceMatch
 
 KNOWN_COLOR = (46, 204, 113)
 UNKNOWN_COLOR = (231, 76, 60)
+LOW_QUALITY_COLOR = (150, 150, 150)
 
 
 class FaceAnnotator:
@@ -32,9 +33,11 @@ class FaceAnnotator:
             font = ImageFont.load_default()
         for face in faces:
             color = KNOWN_COLOR if face.name else UNKNOWN_COLOR
+            label = face.name or "unknown"
+            if face.quality == "low":
+                color, label = LOW_QUALITY_COLOR, "low quality"
             x1, y1, x2, y2 = face.box
             draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
-            label = face.name or "unknown"
             if face.similarity is not None:
                 label += f" {face.similarity:.2f}"
             tx1, ty1, tx2, ty2 = draw.textbbox((0, 0), label, font=font)

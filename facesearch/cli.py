@@ -25,6 +25,7 @@ from . import (
     given,
     load_image,
 )
+from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
 
 PROG = "facesearch"
@@ -62,6 +63,13 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default=default(os.environ.get("FACESEARCH_RUNTIME", "auto")),
         help="where FaceNet runs on a CPU (auto: OpenVINO for bf16 when installed with "
         "facesearch[fast], else torch; also $FACESEARCH_RUNTIME)",
+    )
+    parser.add_argument(
+        "--no-quality-gate",
+        action="store_true",
+        default=default(False),
+        help="name, enroll and evaluate every detection, however low its score or small its "
+        "face (by default those below the gate are reported as low quality and not named)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default(False), help="log what happens"
@@ -452,6 +460,8 @@ def _print_identify(result: ImageResult, out: Any) -> None:
     )
     for i, f in enumerate(result.faces, 1):
         name = f.name or ("unknown" + (f" (~{f.candidates[0].name})" if f.candidates else ""))
+        if f.quality == "low":
+            name = "(low quality)"
         sim = "-" if f.similarity is None else f"{f.similarity:.3f}"
         dist = "-" if f.distance is None else f"{f.distance:.3f}"
         ru = f.runner_up
@@ -479,6 +489,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         runtime=args.runtime,
+        quality_gate=None if args.no_quality_gate else DEFAULT_GATE,
     )
     with fs:
         if args.command == "enroll":

@@ -1,10 +1,11 @@
-"""Face detection with facenet-pytorch's MTCNN: every face of an image, as a ``Faces`` table."""
+"""Face detection with MTCNN: every face of an image, as a ``Faces`` table."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -15,8 +16,16 @@ from .types import Faces
 log = logging.getLogger(__name__)
 
 
+BACKENDS = ("facesearch", "facenet-pytorch")
+
+
 class FaceDetector:
     """MTCNN over whole images; the networks load on first use.
+
+    ``backend="facesearch"`` (the default) runs the batched cascade of ``mtcnn.py``: the same
+    networks, weights and faces as facenet-pytorch's ``MTCNN``, several times less overhead and
+    any number of images of any sizes per call. ``backend="facenet-pytorch"`` runs
+    facenet-pytorch's own ``MTCNN.detect`` (for comparison: ``benchmarks/detect_bench.py``).
 
     Images whose longer side exceeds ``max_side`` are detected on a downscaled copy (MTCNN's cost
     grows with pixels; faces smaller than ``min_face_size`` at that scale are not sought) and the
@@ -33,17 +42,22 @@ class FaceDetector:
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         max_side: int = 2048,
         pad_retry: float = 0.2,
+        backend: str = "facesearch",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {backend!r}; use one of {BACKENDS}")
         self.device = resolve_device(device)
         self.min_face_size = min_face_size
         self.thresholds = list(thresholds)
         self.max_side = max_side
         self.pad_retry = pad_retry
-        self._mtcnn = None
+        self.backend = backend
+        self._mtcnn: Any = None
         self._load_lock = threading.Lock()
 
     def settings_key(self) -> str:
-        """Everything that changes which faces are found and how they are cropped (cache keys)."""
+        """Everything that changes which faces are found and how they are cropped (cache keys).
+        Both backends find the same faces, so the backend is not part of it."""
         from .config import CROP_MARGIN, CROP_SIZE
 
         return (
@@ -51,29 +65,44 @@ class FaceDetector:
             f"|crop{CROP_SIZE}m{CROP_MARGIN}"
         )
 
+    def load(self) -> FaceDetector:
+        """Load the networks now rather than on first use."""
+        _ = self.mtcnn
+        return self
+
     @property
-    def mtcnn(self):
+    def mtcnn(self) -> Any:
+        """The loaded detector: an ``MTCNNCascade``, or facenet-pytorch's ``MTCNN``."""
         if self._mtcnn is not None:
             return self._mtcnn
         with self._load_lock:  # threads that need it at once load it once
-            if self._mtcnn is not None:
-                return self._mtcnn
-            import torch
-            from facenet_pytorch import MTCNN
-
-            m = MTCNN(
-                keep_all=True,
-                select_largest=False,
-                min_face_size=self.min_face_size,
-                thresholds=self.thresholds,
-                device=self.device,
-            ).eval()
-            if self.device.type == "cpu":
-                # oneDNN's NHWC kernels (max-pool above all) run these small nets ~1.4x faster.
-                for net in (m.pnet, m.rnet, m.onet):
-                    net.to(memory_format=torch.channels_last)
-            self._mtcnn = m
+            if self._mtcnn is None:
+                self._mtcnn = self._load()
         return self._mtcnn
+
+    def _load(self) -> Any:
+        import torch
+
+        if self.backend == "facesearch":
+            from .mtcnn import MTCNNCascade
+
+            return MTCNNCascade(
+                device=self.device, min_face_size=self.min_face_size, thresholds=self.thresholds
+            )
+        from facenet_pytorch import MTCNN
+
+        m = MTCNN(
+            keep_all=True,
+            select_largest=False,
+            min_face_size=self.min_face_size,
+            thresholds=self.thresholds,
+            device=self.device,
+        ).eval()
+        if self.device.type == "cpu":
+            # oneDNN's NHWC kernels (max-pool above all) run these small nets ~1.4x faster.
+            for net in (m.pnet, m.rnet, m.onet):
+                net.to(memory_format=torch.channels_last)
+        return m
 
     def _scale_for(self, size: tuple[int, int]) -> float:
         return min(1.0, self.max_side / max(size))
@@ -83,20 +112,47 @@ class FaceDetector:
         return self.detect_many([image])[0]
 
     def detect_many(self, images: Sequence[Image.Image]) -> list[Faces]:
-        """Detect faces in several images; equal-sized images share one MTCNN batch."""
-        import torch
-
-        results: list[Faces | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
+        """Detect faces in several images at once (one cascade call for all of them)."""
         prepared: list[Image.Image] = []
         scales: list[float] = []
-        for i, img in enumerate(images):
+        for img in images:
             s = self._scale_for(img.size)
             if s < 1.0:
                 w, h = img.size
                 img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
             prepared.append(img)
             scales.append(s)
+        if self.backend == "facenet-pytorch":
+            return self._detect_facenet_pytorch(images, prepared, scales)
+        arrays = [np.asarray(img) for img in prepared]
+        found = self.mtcnn.detect(arrays)
+        results = [
+            _to_faces(d.boxes, d.scores, d.landmarks, s, img.size)
+            for d, s, img in zip(found, scales, images)
+        ]
+        retry = [i for i, faces in enumerate(results) if len(faces) == 0]
+        if self.pad_retry and retry:
+            pads = [max(1, int(round(max(prepared[i].size) * self.pad_retry))) for i in retry]
+            padded = [np.pad(arrays[i], ((p, p), (p, p), (0, 0))) for i, p in zip(retry, pads)]
+            for i, p, d in zip(retry, pads, self.mtcnn.detect(padded)):
+                results[i] = _to_faces(
+                    d.boxes - np.float32(p),
+                    d.scores,
+                    d.landmarks - np.float32(p),
+                    scales[i],
+                    images[i].size,
+                )
+        return results
+
+    def _detect_facenet_pytorch(
+        self, images: Sequence[Image.Image], prepared: list[Image.Image], scales: list[float]
+    ) -> list[Faces]:
+        """facenet-pytorch's ``MTCNN.detect``: equal-sized images share one batch."""
+        import torch
+
+        results: list[Faces | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(prepared):
             groups.setdefault(img.size, []).append(i)
         with torch.inference_mode():
             for idxs in groups.values():

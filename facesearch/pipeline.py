@@ -36,6 +36,7 @@ from .images import (
     to_rgb,
 )
 from .names import validate_name
+from .quality import DEFAULT_GATE, QualityGate, passes_gate
 from .subjects import Subject, SubjectBatcher
 from .threshold import Threshold, given, is_match, name_for, verification_threshold
 from .types import (
@@ -72,6 +73,10 @@ class FaceSearch:
     ``FaceSearch`` objects can share them. One object may be shared by many threads (a server):
     models load once, searches share one open gallery that is reopened when any process has
     written to it, and writes from this process queue for the gallery one at a time.
+
+    ``quality_gate`` (``quality.QualityGate``; None turns it off) decides which detections are
+    faces worth naming: identify reports the others with ``quality="low"`` and no name, enroll
+    and evaluate never take them as a photo's subject, live does not embed them.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
         write_wait: float = 30.0,
+        quality_gate: QualityGate | None = DEFAULT_GATE,
     ) -> None:
         location = resolve_gallery_location(gallery)
         #: where the gallery is: a directory (``Path``) or a ``postgresql://`` URL (``str``)
@@ -94,6 +100,8 @@ class FaceSearch:
         self.gallery_dir: Path | None = location if isinstance(location, Path) else None
         #: how long a write waits for another process's write to the same directory gallery
         self.write_wait = write_wait
+        #: the rule for which detections are named, enrolled and evaluated (None: all of them)
+        self.quality_gate = quality_gate
         self._device = device
         self._detector = detector
         self._detectors: dict[tuple[int, bool], FaceDetector] = {}
@@ -141,7 +149,7 @@ class FaceSearch:
     def load_models(self) -> None:
         """Load the detector and the embedder now (a server does this before it says ready)."""
         self.embedder.load()
-        _ = self.detector.mtcnn
+        self.detector.load()
 
     # -- the gallery ---------------------------------------------------------------------------
 
@@ -394,7 +402,18 @@ class FaceSearch:
             def no_face(_: str, image: LoadedImage) -> None:
                 report.skipped.append(Skip(image.path, "no_face", "no face detected"))
 
-            batcher = SubjectBatcher(self.detector, self.embedder, commit, no_face)
+            def low_quality(_: str, image: LoadedImage) -> None:
+                detail = "every face found is below the quality gate"
+                report.skipped.append(Skip(image.path, "low_quality", detail))
+
+            batcher = SubjectBatcher(
+                self.detector,
+                self.embedder,
+                commit,
+                no_face,
+                gate=self.quality_gate,
+                on_low_quality=low_quality,
+            )
             for person, label, image in photos:
                 report.photos_seen += 1
                 if isinstance(image, Exception):
@@ -429,6 +448,9 @@ class FaceSearch:
             faces = self.detector.detect(pil)
             if len(faces) == 0:
                 raise InputError(f"{label}: no face detected")
+            faces = faces[passes_gate(faces, self.quality_gate)]
+            if len(faces) == 0:
+                raise InputError(f"{label}: every face found is below the quality gate")
             faces = faces[most_prominent(faces, pil.size)]
         else:
             faces = Faces.from_boxes(np.array([_checked_box(box, pil.size)]))
@@ -451,6 +473,10 @@ class FaceSearch:
                 face_thumbnail(pil, faces.boxes[0]),
             )
             return gallery.add([record])[0]
+
+    def _detect_passing(self, images: Sequence[Image.Image]) -> list[Faces]:
+        """Every face of each image that passes the quality gate (what ``scan`` stores)."""
+        return [f[passes_gate(f, self.quality_gate)] for f in self.detector.detect_many(images)]
 
     # -- identify ------------------------------------------------------------------------------
 
@@ -491,8 +517,9 @@ class FaceSearch:
         decoded = [_as_image(image) for image in images]
         pils = [pil for _, pil in decoded]
         found = self.detector.detect_many(pils)
-        crops = [crop_faces(pil, faces) for pil, faces in zip(pils, found)]
-        counts = [len(faces) for faces in found]
+        good = [passes_gate(faces, self.quality_gate) for faces in found]
+        crops = [crop_faces(pil, faces[ok]) for pil, faces, ok in zip(pils, found, good)]
+        counts = [int(ok.sum()) for ok in good]
         import torch
 
         vectors = (
@@ -507,8 +534,8 @@ class FaceSearch:
             )
         results = []
         start = 0
-        for (label, pil), faces, n in zip(decoded, found, counts):
-            matches = _matches(faces, candidates[start : start + n], rule)
+        for (label, pil), faces, ok, n in zip(decoded, found, good, counts):
+            matches = _matches(faces, candidates[start : start + n], rule, ok)
             start += n
             results.append(
                 ImageResult(label, pil.width, pil.height, tuple(matches), rule.value, rule.source)
@@ -554,7 +581,9 @@ class FaceSearch:
             vectors[rows] = batch
             found[rows] = True
 
-        batcher: SubjectBatcher[int] = SubjectBatcher(self.detector, self.embedder, store)
+        batcher: SubjectBatcher[int] = SubjectBatcher(
+            self.detector, self.embedder, store, gate=self.quality_gate
+        )
         for i, loaded in enumerate(prefetch_images(Path(p) for p in paths)):
             if isinstance(loaded, Exception):
                 log.warning("%s", loaded)
@@ -705,7 +734,7 @@ class FaceSearch:
             report = FolderScan(
                 gallery,
                 folder,
-                self.detector.detect_many,
+                self._detect_passing,
                 self.embedder,
                 match,
                 progress=progress,
@@ -876,12 +905,22 @@ class FaceSearch:
 
 
 def _matches(
-    faces: Faces, candidates: Sequence[Sequence[Candidate]], rule: Threshold
+    faces: Faces,
+    candidates: Sequence[Sequence[Candidate]],
+    rule: Threshold,
+    searched: np.ndarray | None = None,
 ) -> list[FaceMatch]:
-    """FaceMatch per face: its nearest people and, by ``rule``, who it is (None: unknown)."""
+    """FaceMatch per face: its nearest people and, by ``rule``, who it is (None: unknown).
+    ``candidates`` holds one entry per ``searched`` face; the others are below the quality
+    gate and are reported as such, unnamed."""
     out = []
+    found = iter(candidates)
     for j in range(len(faces)):
-        cands = tuple(candidates[j])
+        if searched is not None and not searched[j]:
+            box, score = as_box(faces.boxes[j]), float(faces.scores[j])
+            out.append(FaceMatch(box, score, None, None, None, quality="low"))
+            continue
+        cands = tuple(next(found))
         best = cands[0] if cands else None
         out.append(
             FaceMatch(

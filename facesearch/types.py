@@ -94,8 +94,12 @@ class FaceMatch:
 
     ``name`` is None when the face is unknown: no enrolled person is within the threshold.
     ``similarity``/``distance`` are to the nearest enrolled person even when that person was
-    rejected (None only when the gallery is empty). ``candidates`` holds one entry per person,
+    rejected (None when the gallery is empty). ``candidates`` holds one entry per person,
     best first; ``candidates[1]`` is the runner-up.
+
+    ``quality`` is "low" for a detection below the quality gate (``quality.QualityGate``: a low
+    detection score or a tiny face, often not a face at all): it is reported but not searched,
+    so it has no name, similarity or candidates.
     """
 
     box: Box
@@ -104,6 +108,7 @@ class FaceMatch:
     similarity: float | None
     distance: float | None
     candidates: tuple[Candidate, ...] = ()
+    quality: str = "ok"  # "ok" | "low"
 
     @property
     def runner_up(self) -> Candidate | None:
@@ -114,6 +119,7 @@ class FaceMatch:
         return {
             "box": _box(self.box),
             "score": round(self.score, 4),
+            "quality": self.quality,
             "name": self.name,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "distance": None if self.distance is None else round(self.distance, 4),
@@ -199,7 +205,15 @@ class Skip:
     detail: str = ""
 
 
-SKIP_REASONS = ("no_face", "unreadable", "duplicate", "bad_name", "no_person", "empty")
+SKIP_REASONS = (
+    "no_face",
+    "low_quality",
+    "unreadable",
+    "duplicate",
+    "bad_name",
+    "no_person",
+    "empty",
+)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,16 @@ def test_identify_json_contract(capsys, enrolled):
     doc = json.loads(out)
     (result,) = doc["results"]
     assert result["image"] == str(BBT2) and len(result["faces"]) == 4
+    # the salt shaker (MTCNN score 0.71) is reported below the quality gate, unnamed
+    assert [f["quality"] for f in result["faces"]] == ["ok"] * 3 + ["low"]
+    low = result["faces"][3]
+    assert low["name"] is None and low["similarity"] is None and low["candidates"] == []
     for face in result["faces"]:
         x1, y1, x2, y2 = face["box"]
         assert 0 <= x1 < x2 and 0 <= y1 < y2
         assert 0 < face["score"] <= 1
+        if face["quality"] == "low":
+            continue
         assert face["name"] is None or isinstance(face["name"], str)
         assert face["distance"] == pytest.approx(1 - face["similarity"], abs=1e-3)
         assert face["runner_up"]["name"] != face["candidates"][0]["name"]
@@ -34,6 +40,13 @@ def test_identify_json_contract(capsys, enrolled):
     # which threshold decided, and why: the default for the 13 people enrolled
     assert isinstance(result["threshold"], float)
     assert result["threshold_source"].startswith("default for 13 people with ")
+    code, out, err = run(
+        capsys, "--gallery", enrolled[0], "identify", BBT2, "--json", "--no-quality-gate"
+    )
+    assert code == 0, err
+    faces = json.loads(out)["results"][0]["faces"]
+    assert [f["quality"] for f in faces] == ["ok"] * 4
+    assert all(f["similarity"] is not None for f in faces)
 
 
 def test_identify_threshold_option_is_reported(capsys, enrolled):
@@ -53,6 +66,7 @@ def test_identify_table_and_annotation(capsys, enrolled, tmp_path):
     out_png = tmp_path / "out.png"
     code, out, _ = run(capsys, "--gallery", enrolled[0], "identify", BBT2, "--annotate", out_png)
     assert code == 0 and "leonard" in out and "sheldon" in out and "unknown" in out
+    assert "(low quality)" in out
     from PIL import Image
 
     assert Image.open(out_png).size == Image.open(BBT2).size

@@ -84,4 +84,7 @@ def test_identify_with_refine_names_the_same_people(enrolled, make_fs, method):
     refined = fs.identify(photo, refine=method)
     assert [f.name for f in refined.faces] == [f.name for f in plain.faces]
     for a, b in zip(plain.faces, refined.faces):
+        if a.quality == "low":
+            assert b.quality == "low" and b.distance is None
+            continue
         assert b.distance == pytest.approx(a.distance, abs=1e-4)

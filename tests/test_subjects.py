@@ -77,6 +77,26 @@ def test_the_subject_is_the_most_prominent_face():
     assert chosen[0].box == (10.0, 10.0, 50.0, 50.0)  # the larger of the two
 
 
+def test_faces_below_the_quality_gate_are_never_a_subject():
+    from facesearch.quality import QualityGate
+
+    det, emb = FakeDetector(), FakeEmbedder()
+    chosen, low = [], []
+    gate = QualityGate(min_side=30)  # the fake faces are 20, 40, 60... px
+    batcher = SubjectBatcher(
+        det,
+        emb,
+        lambda k, s, v: chosen.extend(s),
+        gate=gate,
+        on_low_quality=lambda k, _: low.append(k),
+    )
+    batcher.add("one small face", photo("a", 1))
+    batcher.add("small and large", photo("ab", 2))
+    batcher.flush()
+    assert low == ["one small face"]
+    assert [(s.box, s.faces_found) for s in chosen] == [((10.0, 10.0, 50.0, 50.0), 1)]
+
+
 def test_flush_with_nothing_added_embeds_nothing():
     det, emb = FakeDetector(), FakeEmbedder()
     SubjectBatcher(det, emb, lambda *a: None).flush()

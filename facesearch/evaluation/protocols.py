@@ -198,6 +198,7 @@ def _cache_key(evalset: EvalSet, fs: FaceSearch) -> str:
     h = hashlib.sha256()
     emb = fs.embedder
     h.update(f"{emb.model_id}|{emb.precision}|{emb.runtime}|{fs.detector.settings_key()}".encode())
+    h.update(f"|gate {fs.quality_gate}".encode())  # which faces may be a photo's subject
     for p in evalset.paths:
         st = p.stat()
         h.update(f"\n{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())

@@ -5,7 +5,8 @@ the frames between, tracks move by their velocity), IoU tracking, then only the 
 it (new, undecided, unknown, due for a periodic re-check, or changed) are cropped from the
 full-resolution frame and embedded, all in one batch, and searched in the gallery. Names are
 decided by quality-weighted votes (``tracking``, ``quality``), and events are emitted when a face
-appears, is recognised and leaves.
+appears, is recognised and leaves. Faces below the quality gate (``FaceSearch.quality_gate``,
+measured at full resolution) are tracked and shown but never embedded or named.
 
 A track never carries a name onto a different face: a scene cut (the frame's colour histogram
 jumps) ends every track, a face whose colours jump inside its box is embedded again, and a track
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..quality import face_quality
+from ..quality import face_quality, passes_gate
 from ..threshold import Threshold
 from ..types import Box, Faces, as_box
 from . import appearance
@@ -63,6 +64,7 @@ class LiveEvent:
     name: str | None
     similarity: float | None
     box: Box
+    quality: str = "ok"  # "low": the face is below the quality gate, so it is not named
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class LiveEvent:
             "name": self.name,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "box": [round(v, 1) for v in self.box],
+            "quality": self.quality,
         }
 
 
@@ -148,8 +151,10 @@ class LiveRecognizer:
                 padded_retry=False,
             )
             boxes = faces.boxes / scale
-            quality = face_quality(boxes, faces.landmarks / scale, faces.scores)
-            update = self.tracker.update(boxes, faces.scores, idx, quality)
+            landmarks = faces.landmarks / scale
+            quality = face_quality(boxes, landmarks, faces.scores)
+            good = passes_gate(Faces(boxes, faces.scores, landmarks), self.fs.quality_gate)
+            update = self.tracker.update(boxes, faces.scores, idx, quality, low=~good)
             for t in update.appeared:
                 events.append(self._event(frame, "appear", t))
             for t in update.ended:
@@ -250,7 +255,14 @@ class LiveRecognizer:
     def _event(frame: Frame, kind: str, track: Track) -> LiveEvent:
         box = track.seen_box if kind == "leave" and track.seen_box is not None else track.box
         return LiveEvent(
-            frame.t, frame.index, kind, track.id, track.name, track.similarity, as_box(box)
+            frame.t,
+            frame.index,
+            kind,
+            track.id,
+            track.name,
+            track.similarity,
+            as_box(box),
+            "low" if track.low_quality else "ok",
         )
 
 

@@ -27,7 +27,9 @@ def draw_overlay(image: np.ndarray, result: FrameResult, fps: float, note: str =
 
     for t in result.tracks:
         x1, y1, x2, y2 = (int(round(v)) for v in t.box)
-        if t.name is not None:
+        if t.low_quality:
+            color, label = (150, 150, 150), "low quality"
+        elif t.name is not None:
             color, label = (60, 200, 60), f"{t.name} {t.similarity or 0:.2f}"
         elif t.decided:
             color, label = (

@@ -62,6 +62,7 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
     seen_box: np.ndarray | None = None  # where it was last detected (``box`` may be predicted)
     quality: float = 1.0  # of the latest detection (``quality.face_quality``)
+    low_quality: bool = False  # the latest detection is below the quality gate: not embedded
     name: str | None = None  # the verdict's name; None = unknown (or not yet decided)
     similarity: float | None = None  # of the latest embedding to the verdict's/nearest person
     decided: bool = False  # a first verdict (name or unknown) has been reached
@@ -133,10 +134,13 @@ class Tracker:
         scores: np.ndarray,
         frame: int,
         quality: np.ndarray | None = None,
+        low: np.ndarray | None = None,
     ) -> TrackUpdate:
-        """Associate this frame's detections with tracks; start and end tracks."""
+        """Associate this frame's detections with tracks; start and end tracks. ``low`` marks
+        the detections below the quality gate (``quality.QualityGate``)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         quality = np.ones(len(boxes)) if quality is None else np.asarray(quality, np.float64)
+        low = np.zeros(len(boxes), bool) if low is None else np.asarray(low, bool)
         live = self.tracks
         ious = iou_matrix(np.array([t.box for t in live]).reshape(-1, 4), boxes)
         matched_t: set[int] = set()
@@ -153,13 +157,13 @@ class Tracker:
             gap = max(frame - t.last_seen, 1)
             t.velocity = 0.5 * t.velocity + 0.5 * (boxes[di] - t.box) / gap
             t.box, t.score, t.last_seen = boxes[di], float(scores[di]), frame
-            t.seen_box, t.quality = t.box, float(quality[di])
+            t.seen_box, t.quality, t.low_quality = t.box, float(quality[di]), bool(low[di])
         appeared = []
         for di in range(len(boxes)):
             if di not in matched_d:
-                appeared.append(
-                    self._start(boxes[di], float(scores[di]), frame, float(quality[di]))
-                )
+                t = self._start(boxes[di], float(scores[di]), frame, float(quality[di]))
+                t.low_quality = bool(low[di])
+                appeared.append(t)
         ended = [t for t in live if frame - t.last_seen > self.max_missed]
         self.tracks = [t for t in live if frame - t.last_seen <= self.max_missed] + appeared
         return TrackUpdate(appeared, ended)
@@ -186,6 +190,8 @@ class Tracker:
         return [t for t in self.tracks if frame - t.last_seen <= within]
 
     def needs_embedding(self, track: Track, frame: int) -> bool:
+        if track.low_quality:
+            return False
         if track.embedded_frame is None or track.embedded_box is None or track.changed:
             return True
         since = frame - track.embedded_frame

@@ -195,7 +195,8 @@ def identify_all(fs, photos):
     out = []
     for photo in photos:
         for f in fs.identify(photo).faces:
-            out.append((f.name, round(f.distance, 4), [c.name for c in f.candidates]))
+            if f.quality == "ok":  # a face below the quality gate is not searched
+                out.append((f.name, round(f.distance, 4), [c.name for c in f.candidates]))
     return out
 
 

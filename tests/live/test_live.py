@@ -100,7 +100,8 @@ def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
     assert {e["camera"] for e in hook.got} == {"hall"}
     assert all(h["X-Facesearch-Signature"] == sign(h["_body"], "s3cret") for h in hook.headers)
     for e in events:
-        assert set(e) == {"t", "frame", "event", "track", "name", "similarity", "box"}
+        assert set(e) == {"t", "frame", "event", "track", "name", "similarity", "box", "quality"}
+        assert e["quality"] in {"ok", "low"}
         assert e["event"] in {"appear", "recognized", "leave"}
         assert e["t"] == pytest.approx(e["frame"] / FPS, abs=1e-3)
     for truth, start, end in spans:

@@ -264,3 +264,12 @@ def test_end_all_and_split_start_new_tracks():
     assert new.id != t.id and tr.tracks == [new] and new.name is None and not new.votes
     assert np.array_equal(new.box, t.box)
     assert tr.end_all() == [new] and tr.tracks == []
+
+
+def test_a_track_below_the_quality_gate_is_not_embedded_until_it_passes():
+    tr = Tracker()
+    box = np.array([[0, 0, 40, 40.0]])
+    (t,) = tr.update(box, np.array([0.7]), 0, low=np.array([True])).appeared
+    assert t.low_quality and not tr.needs_embedding(t, 0)
+    tr.update(box, np.array([0.99]), 1, low=np.array([False]))
+    assert not t.low_quality and tr.needs_embedding(t, 1)

@@ -1,0 +1,222 @@
+"""Face detection speed and agreement: facenet-pytorch's MTCNN vs facesearch's cascade, one run.
+
+Inputs: lfw_dev photos (250x250), the frames of ``video.mp4`` resized to 640x480 and kept at
+1920x1080, and the group photos. Methods, all on the same decoded RGB images:
+
+* ``facenet-pytorch MTCNN``: stock ``MTCNN(keep_all=True).detect``, one image per call;
+* ``facesearch before``: ``FaceDetector(backend="facenet-pytorch")``, facenet-pytorch's
+  MTCNN with channels-last networks (what facesearch ran until the cascade);
+* ``facesearch cascade``: ``FaceDetector()``, one image per call (a live frame, one photo);
+* ``facesearch cascade xN``: N images per call (enroll and scan batches).
+
+No padded retry (facenet-pytorch has none). Agreement is with stock facenet-pytorch (its boxes
+clipped to the image, as facesearch reports them) and with "facesearch before": images with the
+same number of faces, and faces with a counterpart at box IoU >= 0.95 and landmarks within 2 px. Each method runs ``--repeat`` passes; the fastest pass is reported (the machine
+may be shared). MTCNN runs in fp32 everywhere: bf16 made PNet slower here and would move
+boxes, so ``--precision`` does not apply to detection.
+
+    python benchmarks/detect_bench.py [--lfw 300] [--batch 8] [--repeat 3] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import FACES, LFW_DEV, person_photos, use_shared_models
+
+VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
+GROUPS = [
+    "bbt/group/bbt1.jpg",
+    "bbt/group/bbt2.jpg",
+    "facenet_pytorch_data/multiface.jpg",
+    "face_recognition_examples/examples/two_people.jpg",
+    "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg",
+    "face_recognition_examples/examples/knn_examples/test/kit_with_rose.jpg",
+]
+
+
+def cpu_line() -> str:
+    """The CPU model and the flags that matter for these kernels (from lscpu)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = set(info.get("Flags", "").split())
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    have = [f for f in wanted if f in flags] or ["no AVX2"]
+    model = info.get("Model name", "?").strip()
+    return f"{model}, {info.get('CPU(s)', '?').strip()} CPUs; flags: {' '.join(have)}"
+
+
+def load_sets(n_lfw: int) -> dict[str, list]:
+    from PIL import Image
+
+    from facesearch import load_image
+
+    lfw: list[Path] = []
+    for photos in person_photos(LFW_DEV).values():
+        lfw.extend(photos)
+        if len(lfw) >= n_lfw:
+            break
+    sets = {f"lfw_dev {n_lfw} (250x250)": [load_image(p).image for p in lfw[:n_lfw]]}
+    import cv2
+
+    cap = cv2.VideoCapture(str(VIDEO))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    small = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA) for f in frames]
+    sets[f"video {len(frames)} frames 640x480"] = [Image.fromarray(f) for f in small]
+    sets[f"video {len(frames)} frames 1920x1080"] = [Image.fromarray(f) for f in frames]
+    sets[f"group photos ({len(GROUPS)})"] = [load_image(FACES / g).image for g in GROUPS]
+    return sets
+
+
+def run_stock(mtcnn, images) -> list:
+    out = []
+    with torch.inference_mode():
+        for img in images:
+            boxes, probs, points = mtcnn.detect(img, landmarks=True)
+            if boxes is None:
+                out.append((np.zeros((0, 4)), np.zeros((0, 5, 2))))
+            else:  # clipped to the image, as facesearch reports boxes
+                b = boxes.astype(np.float32)
+                b[:, [0, 2]] = b[:, [0, 2]].clip(0, img.width)
+                b[:, [1, 3]] = b[:, [1, 3]].clip(0, img.height)
+                out.append((b, points.astype(np.float32)))
+    return out
+
+
+def run_detector(detector, images, batch: int) -> list:
+    out = []
+    for start in range(0, len(images), batch):
+        for faces in detector.detect_many(images[start : start + batch]):
+            out.append((faces.boxes, faces.landmarks))
+    return out
+
+
+def agreement(ref: list, got: list) -> tuple[int, int, int]:
+    """(images with the same count, faces matched, faces in the reference)."""
+    same = matched = total = 0
+    for (rb, rl), (gb, gl) in zip(ref, got):
+        total += len(rb)
+        if len(rb) != len(gb):
+            continue
+        same += 1
+        if len(rb) == 0:
+            continue
+        x1 = np.maximum(rb[:, None, 0], gb[None, :, 0])
+        y1 = np.maximum(rb[:, None, 1], gb[None, :, 1])
+        x2 = np.minimum(rb[:, None, 2], gb[None, :, 2])
+        y2 = np.minimum(rb[:, None, 3], gb[None, :, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        ar = (rb[:, 2] - rb[:, 0]) * (rb[:, 3] - rb[:, 1])
+        ag = (gb[:, 2] - gb[:, 0]) * (gb[:, 3] - gb[:, 1])
+        iou = inter / (ar[:, None] + ag[None, :] - inter)
+        j = iou.argmax(axis=1)
+        lm = np.abs(gl[j] - rl).reshape(len(rb), -1).max(axis=1)
+        matched += int(np.sum((iou.max(axis=1) >= 0.95) & (lm <= 2.0)))
+    return same, matched, total
+
+
+def timed(fn, images: list, repeat: int) -> tuple[float, list]:
+    best, out = float("inf"), []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(images)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--lfw", type=int, default=300, help="lfw_dev photos")
+    ap.add_argument("--batch", type=int, default=8, help="images per call of the batched row")
+    ap.add_argument("--repeat", type=int, default=3, help="passes per method; the best counts")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    use_shared_models()
+    from facenet_pytorch import MTCNN
+
+    from facesearch import FaceDetector
+
+    stock = MTCNN(keep_all=True, device="cpu")
+    before = FaceDetector(device="cpu", backend="facenet-pytorch", pad_retry=0).load()
+    cascade = FaceDetector(device="cpu", pad_retry=0).load()
+    sets = load_sets(args.lfw)
+    print(f"CPU: {cpu_line()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32; best of "
+        f"{args.repeat} passes"
+    )
+    rows = []
+    for name, images in sets.items():
+        run_stock(stock, images[:2])  # warm-up
+        run_detector(cascade, images[:2], 2)
+        base_s, ref = timed(lambda im: run_stock(stock, im), images, args.repeat)
+        methods = [
+            ("facenet-pytorch MTCNN", base_s, ref),
+            (
+                "facesearch before",
+                *timed(lambda im: run_detector(before, im, 1), images, args.repeat),
+            ),
+            (
+                "facesearch cascade",
+                *timed(lambda im: run_detector(cascade, im, 1), images, args.repeat),
+            ),
+            (
+                f"facesearch cascade x{args.batch}",
+                *timed(lambda im: run_detector(cascade, im, args.batch), images, args.repeat),
+            ),
+        ]
+        print(f"\n{name}")
+        print(
+            f"  {'method':<26} {'images/s':>9} {'ms/image':>9} {'vs fp-MTCNN':>11} "
+            f"{'faces':>6} {'same count':>10} {'faces agree':>11} {'agree w/ before':>15}"
+        )
+        for label, s, got in methods:
+            same, matched, total = agreement(ref, got)
+            _, matched_before, total_before = agreement(methods[1][2], got)
+            faces = sum(len(b) for b, _ in got)
+            r = {
+                "set": name,
+                "method": label,
+                "images": len(images),
+                "images_per_s": len(images) / s,
+                "ms_per_image": 1000 * s / len(images),
+                "speedup": base_s / s,
+                "faces": faces,
+                "same_count": same,
+                "faces_matched": matched,
+                "faces_reference": total,
+                "faces_matched_before": matched_before,
+            }
+            rows.append(r)
+            print(
+                f"  {label:<26} {r['images_per_s']:>9.1f} {r['ms_per_image']:>9.1f} "
+                f"{r['speedup']:>10.2f}x {faces:>6} {same:>4}/{len(images):<5} "
+                f"{matched:>5}/{total:<5} {matched_before:>9}/{total_before:<5}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"cpu": cpu_line(), "results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
