@@ -39,6 +39,7 @@ class CandidateOut(Model):
 class FaceMatchOut(Model):
     box: list[float]
     score: float
+    quality: str  # "ok", or "low": below the quality gate, so not named
     name: Optional[str]
     similarity: Optional[float]
     distance: Optional[float]

@@ -114,6 +114,7 @@ async function identify(file) {
 }
 
 function describe(face) {
+  if (face.quality === "low") return "low quality: too small or unsure a detection to name";
   if (face.name) {
     return `${face.name}: similarity ${fmt(face.similarity)} (distance ${fmt(face.distance)})`;
   }
