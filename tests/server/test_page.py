@@ -93,13 +93,17 @@ def page(browser, server):
     page.close()
 
 
+# howard5.png's only detection is an eye (score 0.84): below the quality gate, never enrolled
+ENROLLED = {"sheldon": 5, "howard": 4}
+
+
 def enroll(page, name: str) -> None:
     page.fill("#enroll-name", name)
     page.set_input_files("#enroll-files", sorted(str(p) for p in (BBT / name).iterdir()))
     page.click("#enroll-submit")
     # the outcome list is filled, then the message says so, then the grid shows the person
     page.wait_for_selector(f"#people-grid li[data-name='{name}']")
-    assert page.inner_text("#message") == f"Enrolled 5 photo(s) of {name}."
+    assert page.inner_text("#message") == f"Enrolled {ENROLLED[name]} photo(s) of {name}."
 
 
 def over(page, box, face) -> bool:
@@ -124,9 +128,9 @@ def test_enroll_two_people_through_the_form(page):
     for name in ("sheldon", "howard"):
         enroll(page, name)
         outcome = page.locator("#enroll-outcome li.added")
-        assert outcome.count() == 5
+        assert outcome.count() == ENROLLED[name]
     assert page.locator("#people-grid li").count() == 2
-    assert "2 people, 10 faces" in page.inner_text("#summary")
+    assert "2 people, 9 faces" in page.inner_text("#summary")
     assert "threshold" in page.inner_text("#threshold")
 
 
@@ -160,11 +164,11 @@ def name_face(page, face, name: str, faces_after: str) -> None:
 def test_add_an_unknown_face_as_a_new_person(page):
     raj = box_over(page, RAJ)
     assert raj.inner_text() == "unknown" and "unknown" in raj.get_attribute("class")
-    name_face(page, RAJ, "raj", "3 people, 11 faces")
+    name_face(page, RAJ, "raj", "3 people, 10 faces")
     expect(page.locator("#people-grid li[data-name='raj']")).to_have_count(1)
     assert box_over(page, RAJ).inner_text() == "raj"
     # the other stranger, whoever the small gallery now takes them for, is leonard
-    name_face(page, LEONARD, "leonard", "4 people, 12 faces")
+    name_face(page, LEONARD, "leonard", "4 people, 11 faces")
     names = {
         face: box_over(page, xy).inner_text()
         for face, xy in (
@@ -189,10 +193,10 @@ def test_rename_and_remove_a_face_through_the_page(page):
     page.click("#rename-form button[type=submit]")
     page.wait_for_selector("#people-grid li[data-name='Raj Koothrappali']")
     page.click("#people-grid li[data-name='howard'] button")
-    expect(page.locator("#person-name")).to_have_text("howard (5 faces)")
-    page.locator("#person-faces .remove-face").first.click()
     expect(page.locator("#person-name")).to_have_text("howard (4 faces)")
-    expect(page.locator("#people-grid li[data-name='howard'] .muted")).to_have_text(" 4")
+    page.locator("#person-faces .remove-face").first.click()
+    expect(page.locator("#person-name")).to_have_text("howard (3 faces)")
+    expect(page.locator("#people-grid li[data-name='howard'] .muted")).to_have_text(" 3")
 
 
 def test_the_page_fits_a_phone(browser, server):
