@@ -11,6 +11,15 @@ SHARED = Path(os.environ.get("FACESEARCH_SHARED", REPO.parent / "shared"))
 FACES = SHARED / "faces"
 LFW_DEV = FACES / "lfw_dev" / "images"
 CACHE = REPO / ".cache"
+# the group photos under FACES the detection benchmarks measure
+GROUPS = [
+    "bbt/group/bbt1.jpg",
+    "bbt/group/bbt2.jpg",
+    "facenet_pytorch_data/multiface.jpg",
+    "face_recognition_examples/examples/two_people.jpg",
+    "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg",
+    "face_recognition_examples/examples/knn_examples/test/kit_with_rose.jpg",
+]
 
 
 def use_shared_models() -> None:

@@ -31,17 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import FACES, LFW_DEV, person_photos, use_shared_models
+from _common import FACES, GROUPS, LFW_DEV, person_photos, use_shared_models
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
-GROUPS = [
-    "bbt/group/bbt1.jpg",
-    "bbt/group/bbt2.jpg",
-    "facenet_pytorch_data/multiface.jpg",
-    "face_recognition_examples/examples/two_people.jpg",
-    "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg",
-    "face_recognition_examples/examples/knn_examples/test/kit_with_rose.jpg",
-]
 
 
 def cpu_line() -> str:

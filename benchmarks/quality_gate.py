@@ -18,16 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import FACES, LFW_DEV, use_shared_models
-
-GROUPS = [
-    "bbt/group/bbt1.jpg",
-    "bbt/group/bbt2.jpg",
-    "facenet_pytorch_data/multiface.jpg",
-    "face_recognition_examples/examples/two_people.jpg",
-    "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg",
-    "face_recognition_examples/examples/knn_examples/test/kit_with_rose.jpg",
-]
+from _common import FACES, GROUPS, LFW_DEV, use_shared_models
 
 
 def detections(limit: int | None) -> list[dict]:

@@ -11,11 +11,11 @@ import io
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -28,6 +28,9 @@ Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
+R = TypeVar("R")
+_END = object()  # the end of an iterator (None may be an item)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +139,30 @@ def _load_or_error(path: Path) -> LoadedImage | Exception:
         return err
 
 
+def read_ahead(
+    read: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = 2,
+    ahead: int = 16,
+    name: str = "read",
+) -> Iterator[R]:
+    """``read(item)`` of each item in background threads, yielded in order, at most ``ahead``
+    items in flight (decoding photos overlaps detection without holding them all in memory)."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"facesearch-{name}") as pool:
+        window: deque[Future[R]] = deque()
+        it = iter(items)
+        for item in it:
+            window.append(pool.submit(read, item))
+            if len(window) >= ahead:
+                break
+        while window:
+            result = window.popleft().result()
+            nxt = next(it, _END)
+            if nxt is not _END:
+                window.append(pool.submit(read, nxt))  # type: ignore[arg-type]
+            yield result
+
+
 def prefetch_images(
     paths: Iterable[Path], workers: int = 2, ahead: int = 16
 ) -> Iterator[LoadedImage | Exception]:
@@ -143,16 +170,4 @@ def prefetch_images(
 
     A file that cannot be read yields its ``ImageError``/``InputError`` instead of stopping.
     """
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facesearch-decode") as pool:
-        window: deque = deque()
-        it = iter(paths)
-        for p in it:
-            window.append(pool.submit(_load_or_error, p))
-            if len(window) >= ahead:
-                break
-        while window:
-            result = window.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.submit(_load_or_error, nxt))
-            yield result
+    return read_ahead(_load_or_error, paths, workers, ahead, name="decode")

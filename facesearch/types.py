@@ -239,10 +239,7 @@ class EnrollReport:
         return sum(self.added.values())
 
     def skipped_by_reason(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in self.skipped:
-            counts[s.reason] = counts.get(s.reason, 0) + 1
-        return counts
+        return _count_reasons(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -412,10 +409,7 @@ class ScanReport:
     skipped: list[Skip] = field(default_factory=list)
 
     def skipped_by_reason(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in self.skipped:
-            counts[s.reason] = counts.get(s.reason, 0) + 1
-        return counts
+        return _count_reasons(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -516,3 +510,11 @@ class NamedCluster:
             "faces": list(self.faces),
             "kept_out": list(self.kept_out),
         }
+
+
+def _count_reasons(skipped: list[Skip]) -> dict[str, int]:
+    """How many photos were skipped for each reason (enroll and scan summaries)."""
+    counts: dict[str, int] = {}
+    for s in skipped:
+        counts[s.reason] = counts.get(s.reason, 0) + 1
+    return counts

@@ -22,10 +22,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from ..crops import crop_faces, face_thumbnail
 from ..embedding import FaceEmbedder
 from ..errors import ImageError, InputError
 from ..gallery.base import GalleryBackend
-from ..images import decode_image, iter_files
+from ..images import decode_image, iter_files, read_ahead
 from ..types import FaceRecord, Faces, ScannedPhoto, ScanReport, Skip, StoredPhoto
 
 log = logging.getLogger(__name__)
@@ -74,25 +73,6 @@ def _read(item: _File, known: frozenset[str]) -> _File:
         except (ImageError, InputError) as err:
             item.error = err
     return item
-
-
-def _read_ahead(
-    items: Sequence[_File], known: frozenset[str], workers: int = 2, ahead: int = 16
-) -> Iterator[_File]:
-    """``_read`` of each item in background threads, in order, a bounded window ahead."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facesearch-scan") as pool:
-        window: deque = deque()
-        it = iter(items)
-        for item in it:
-            window.append(pool.submit(_read, item, known))
-            if len(window) >= ahead:
-                break
-        while window:
-            result = window.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                window.append(pool.submit(_read, nxt, known))
-            yield result
 
 
 def _under(path: str, root: Path) -> bool:
@@ -165,7 +145,8 @@ class FolderScan:
                 continue
             to_read.append(_File(path, int(st.st_size), float(st.st_mtime)))
         moves: list[tuple[int, str, int, float]] = []
-        for item in _read_ahead(to_read, frozenset(by_sha)):
+        read = partial(_read, known=frozenset(by_sha))
+        for item in read_ahead(read, to_read, name="scan"):
             if item.error is not None and not item.sha256:
                 report.skipped.append(Skip(item.path, "unreadable", _reason(item.error, item.path)))
             elif item.sha256 in by_sha:
