@@ -61,8 +61,8 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--runtime",
         choices=list(RUNTIMES),
         default=default(os.environ.get("FACESEARCH_RUNTIME", "auto")),
-        help="where FaceNet runs on a CPU (auto: OpenVINO for bf16 when installed with "
-        "facesearch[fast], else torch; also $FACESEARCH_RUNTIME)",
+        help="where FaceNet runs on a CPU: auto (torch) or openvino (pip install "
+        "'facesearch[fast]'; experimental, see docs/performance.md); also $FACESEARCH_RUNTIME",
     )
     parser.add_argument(
         "--no-quality-gate",

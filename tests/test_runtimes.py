@@ -13,18 +13,12 @@ from facesearch.errors import InputError
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize(
-    "installed, precision, expected",
-    [
-        ({"onnx", "openvino"}, "bf16", "openvino"),
-        ({"onnx", "openvino"}, "fp32", "torch"),  # OpenVINO's fp32 was not faster than torch's
-        ({"openvino"}, "bf16", "torch"),  # nothing to export the network with
-        (set(), "bf16", "torch"),
-    ],
-)
-def test_auto_picks_the_fastest_installed_runtime(monkeypatch, installed, precision, expected):
+@pytest.mark.parametrize("installed", [{"onnx", "openvino"}, set()])
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_auto_is_torch_whatever_is_installed(monkeypatch, installed, precision):
+    # OpenVINO is opt-in: it gave unstable embeddings in a process where usearch ran first
     monkeypatch.setattr(runtimes, "_installed", lambda m: m in installed)
-    assert runtimes.resolve_runtime("auto", precision, CPU) == expected
+    assert runtimes.resolve_runtime("auto", precision, CPU) == "torch"
 
 
 def test_auto_is_torch_on_cuda(monkeypatch):
