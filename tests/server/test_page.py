@@ -27,7 +27,7 @@ HOW_TO_INSTALL = (
     "or set FACESEARCH_CHROMIUM to a Chromium or Chrome binary"
 )
 # Where the screenshot goes: out/ (ignored) unless FACESEARCH_SCREENSHOT names another file,
-# e.g. FACESEARCH_SCREENSHOT=docs/img/serve.png to refresh the one in the docs.
+# (not docs/: the screenshot shows the shared photos, which are never committed).
 SCREENSHOT = Path(os.environ.get("FACESEARCH_SCREENSHOT", REPO / "out" / "serve.png"))
 
 # bbt1.jpg (1366 x 768): where the faces are, in its pixels (facesearch identify, checked by eye)
