@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import (
     DTYPES,
@@ -27,6 +27,9 @@ from . import (
 )
 from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
+
+if TYPE_CHECKING:
+    from .cameras import CamerasConfig
 
 PROG = "facesearch"
 
@@ -373,7 +376,74 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most identify requests in one batch (default 16; 1 switches batching off)",
     )
+    cams = p.add_argument_group("cameras (live recognition inside the server)")
+    cams.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE",
+        help="recognise a camera: NAME=0 (a local camera), NAME=rtsp://... or http://... (a "
+        "stream), NAME=/path/clip.mp4 (a file, played at its speed and looped); repeatable",
+    )
+    cams.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="cameras, events and snapshots from a TOML file ([cameras], [events], "
+        "[snapshots]; see docs/cameras.md); flags add to it",
+    )
+    cams.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST each camera event as JSON to URL (retried; repeatable); signed with "
+        "$FACESEARCH_WEBHOOK_SECRET when set",
+    )
+    cams.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish camera events to mqtt://[user:pass@]host[:1883] "
+        "(facesearch/CAMERA/events, facesearch/people/NAME retained, HA discovery)",
+    )
+    cams.add_argument(
+        "--snapshots",
+        metavar="DIR",
+        help="where face snapshots are kept (default: snapshots/ in a local gallery's folder)",
+    )
+    cams.add_argument(
+        "--keep-snapshots",
+        type=int,
+        metavar="N",
+        help="most snapshots kept, newest first (default 500)",
+    )
+    cams.add_argument(
+        "--snapshot-days",
+        type=float,
+        metavar="DAYS",
+        help="snapshots older than this are deleted (default 7)",
+    )
     return parser
+
+
+def _cameras_config(args: argparse.Namespace) -> CamerasConfig:
+    """serve's cameras: the config file's, plus the flags'."""
+    from .cameras import CamerasConfig, SnapshotSettings, load_config, parse_camera
+
+    base = load_config(args.config) if args.config else CamerasConfig()
+    snaps = base.snapshots
+    if args.snapshots or args.keep_snapshots is not None or args.snapshot_days is not None:
+        snaps = SnapshotSettings(
+            Path(args.snapshots) if args.snapshots else snaps.directory,
+            snaps.keep if args.keep_snapshots is None else args.keep_snapshots,
+            snaps.days if args.snapshot_days is None else args.snapshot_days,
+        )
+    return base.merged(
+        [parse_camera(text) for text in args.camera],
+        args.webhook,
+        os.environ.get("FACESEARCH_WEBHOOK_SECRET") or None,
+        args.mqtt,
+        snaps,
+    )
 
 
 def _check_ef(ef: int | None) -> None:
@@ -772,6 +842,7 @@ def _cmd_serve(fs: FaceSearch, args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
     )
     settings.check_host()
+    cameras = _cameras_config(args)
     host = f"[{args.host}]" if ":" in args.host else args.host
     access = "API keys required" if settings.api_keys else "no API key: loopback only"
     print(
@@ -780,7 +851,11 @@ def _cmd_serve(fs: FaceSearch, args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    stopped_by = serve(fs, settings, log_level="info" if args.verbose else "warning")
+    for cam in cameras.cameras:
+        print(f"{PROG}: camera {cam.name}: {cam.describe()}", file=sys.stderr, flush=True)
+    stopped_by = serve(
+        fs, settings, log_level="info" if args.verbose else "warning", cameras=cameras
+    )
     print(
         f"{PROG}: stopped{f' by {stopped_by}' if stopped_by else ''}; requests in flight finished",
         file=sys.stderr,

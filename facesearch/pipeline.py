@@ -228,6 +228,18 @@ class FaceSearch:
         _, pil = _as_image(image)
         return self._detector_for(min_face, padded_retry).detect(pil)
 
+    def detect_many(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        min_face: int | None = None,
+        padded_retry: bool = True,
+    ) -> list[Faces]:
+        """``detect`` for several images in one cascade call (the server's cameras batch their
+        frames this way)."""
+        pils = [_as_image(image)[1] for image in images]
+        return self._detector_for(min_face, padded_retry).detect_many(pils) if pils else []
+
     def _detector_for(self, min_face: int | None, padded_retry: bool) -> FaceDetector:
         default = self.detector
         if (min_face is None or min_face == default.min_face_size) and (
@@ -250,6 +262,17 @@ class FaceSearch:
         """The embedding (N, 512), unit norm, of each face of ``faces`` in ``image``."""
         _, pil = _as_image(image)
         return self.embedder.embed(crop_faces(pil, faces))
+
+    def embed_faces_many(self, items: Sequence[tuple[ImageInput, Faces]]) -> list[np.ndarray]:
+        """``embed_faces`` for the faces of several images in one FaceNet batch."""
+        import torch
+
+        crops = [crop_faces(_as_image(image)[1], faces) for image, faces in items]
+        if not crops:
+            return []
+        vectors = self.embedder.embed(torch.cat(crops))
+        bounds = np.cumsum([0] + [len(c) for c in crops])
+        return [vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def match_embeddings(
         self,

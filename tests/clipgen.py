@@ -176,3 +176,47 @@ def render(
         )
     writer.release()
     return Clip(path, fps, frame_no, spans)
+
+
+def walking_clip(
+    path: Path,
+    detector,
+    people: list[tuple[str | None, Path]],
+    *,
+    width: int = 640,
+    height: int = 480,
+    fps: float = 10.0,
+    segment: int = 30,
+    gap: int = 14,
+    patch: int = 170,
+    speed: float = 120.0,
+) -> tuple[list[tuple[str | None, int, int]], int]:
+    """An mp4 where each person walks across a gray scene (``speed`` px/s, bobbing), one after
+    another with ``gap`` empty frames between; returns ``(truth, first, last)`` frame spans and
+    the frame count. Used by the live and camera tests and ``benchmarks/cameras_bench.py``."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    spans = []
+    frame_no = 0
+    yy, xx = np.mgrid[0:height, 0:width]
+    scene = (90 + 40 * xx / width + 20 * yy / height).astype(np.uint8)
+    scene = np.dstack([scene] * 3)
+    step = min(speed / fps, (width - patch - 60) / max(segment - 1, 1))
+    for truth, photo in people:
+        face = face_patch(detector, photo, size=patch)
+        start = frame_no
+        for k in range(segment):
+            img = scene.copy()
+            x = 30 + int(step * k)
+            y = (height - patch) // 2 - 15 + int(20 * np.sin(k * step / 48))
+            img[y : y + face.shape[0], x : x + face.shape[1]] = face
+            writer.write(img)
+            frame_no += 1
+        spans.append((truth, start, frame_no - 1))
+        for _ in range(gap):
+            writer.write(scene)
+            frame_no += 1
+    writer.release()
+    return spans, frame_no

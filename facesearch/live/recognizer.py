@@ -59,7 +59,7 @@ class LiveEvent:
 
     t: float
     frame: int
-    event: str  # "appear" | "recognized" | "leave"
+    event: str  # "appear" | "recognized" | "unknown" | "leave"
     track: int
     name: str | None
     similarity: float | None
@@ -87,6 +87,27 @@ class FrameResult:
     detected: bool
     embedded: int
     latency: float = 0.0  # seconds from capture to this result
+
+
+@dataclass
+class FrameStep:
+    """One frame between the stages of ``LiveRecognizer``: ``start``, ``track``, ``conclude``."""
+
+    frame: Frame
+    events: list[LiveEvent] = field(default_factory=list)
+    detect: bool = False
+    scale: float = 1.0  # of ``small`` to the frame
+    small: np.ndarray | None = None  # RGB, what to detect on (frames being detected)
+    rgb: np.ndarray | None = None  # the full frame in RGB (frames with faces to embed)
+    due: list[Track] = field(default_factory=list)  # tracks to embed, in order
+    due_faces: Faces | None = None  # their boxes in ``rgb``
+
+    @property
+    def to_embed(self) -> tuple[np.ndarray, Faces] | None:
+        """The frame and the faces in it to embed, if any."""
+        if not self.due or self.rgb is None or self.due_faces is None:
+            return None
+        return self.rgb, self.due_faces
 
 
 @dataclass
@@ -119,7 +140,22 @@ class LiveRecognizer:
         return self.fs.threshold_in_force(self.options.threshold)
 
     def process(self, frame: Frame) -> FrameResult:
-        """Detect/track/recognise one frame."""
+        """Detect/track/recognise one frame (the stages below, one after the other)."""
+        step = self.start(frame)
+        faces = None
+        if step.detect:
+            # no padded retry: an empty frame is normal in video, and the retry doubles its cost
+            faces = self.fs.detect(step.small, min_face=self.options.min_face, padded_retry=False)
+        self.track(step, faces)
+        todo = step.to_embed
+        vectors = self.fs.embed_faces(*todo) if todo is not None else None
+        return self.conclude(step, vectors)
+
+    # -- the stages of one frame: the server's cameras run them for several frames at once ----
+
+    def start(self, frame: Frame) -> FrameStep:
+        """Look for gallery changes and scene cuts, and decide whether this frame is detected
+        (``step.small``, RGB at ``detect_width``, is what to detect on)."""
         import cv2
 
         opts = self.options
@@ -129,66 +165,76 @@ class LiveRecognizer:
             if self.fs.refresh():
                 self._threshold = self._gallery_threshold()
                 self.forget_names()
-        events: list[LiveEvent] = []
+        step = FrameStep(frame)
         idx = frame.index
-        detect = self._last_detect is None or idx - self._last_detect >= opts.detect_every
+        step.detect = self._last_detect is None or idx - self._last_detect >= opts.detect_every
         if self._scene_cut(frame.image):
-            events += [self._event(frame, "leave", t) for t in self.tracker.end_all()]
-            detect = True  # find the new scene's faces now, not on the next detection frame
-        if detect:
+            step.events += [self._event(frame, "leave", t) for t in self.tracker.end_all()]
+            step.detect = True  # find the new scene's faces now, not on the next detection frame
+        if step.detect:
             self._last_detect = idx
             h, w = frame.image.shape[:2]
-            scale = min(1.0, opts.detect_width / w)
+            step.scale = min(1.0, opts.detect_width / w)
             small = frame.image
-            if scale < 1.0:
-                small = cv2.resize(
-                    small, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
-                )
-            # no padded retry: an empty frame is normal in video, and the retry doubles its cost
-            faces = self.fs.detect(
-                cv2.cvtColor(small, cv2.COLOR_BGR2RGB),
-                min_face=opts.min_face,
-                padded_retry=False,
-            )
-            boxes = faces.boxes / scale
-            landmarks = faces.landmarks / scale
+            if step.scale < 1.0:
+                size = (round(w * step.scale), round(h * step.scale))
+                small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+            step.small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        return step
+
+    def track(self, step: FrameStep, faces: Faces | None) -> None:
+        """Move the tracks by the faces detected in ``step.small`` (None on frames that were not
+        detected: tracks move by their velocity) and choose the faces to embed (``step.due``,
+        ``step.due_faces`` in ``step.rgb``)."""
+        import cv2
+
+        frame, idx = step.frame, step.frame.index
+        if faces is not None:
+            boxes = faces.boxes / step.scale
+            landmarks = faces.landmarks / step.scale
             quality = face_quality(boxes, landmarks, faces.scores)
             good = passes_gate(Faces(boxes, faces.scores, landmarks), self.fs.quality_gate)
             update = self.tracker.update(boxes, faces.scores, idx, quality, low=~good)
-            for t in update.appeared:
-                events.append(self._event(frame, "appear", t))
-            for t in update.ended:
-                events.append(self._event(frame, "leave", t))
+            step.events += [self._event(frame, "appear", t) for t in update.appeared]
+            step.events += [self._event(frame, "leave", t) for t in update.ended]
             current = self.tracker.recent(idx)
             self._notice_changed_faces(frame.image, current)
         else:
             self.tracker.predict()
             current = []  # nothing was detected in this frame: nothing new to embed
         due = [t for t in current if self.tracker.needs_embedding(t, idx)]
-        if due:
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            events += self._recognise(frame, rgb, due)
+        if not due:
+            return
+        h, w = frame.image.shape[:2]
+        boxes = np.array([t.box for t in due], np.float32)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        ok = (boxes[:, 2] - boxes[:, 0] >= 4) & (boxes[:, 3] - boxes[:, 1] >= 4)
+        step.due = [t for t, k in zip(due, ok) if k]
+        if step.due:
+            step.due_faces = Faces.from_boxes(boxes[ok])
+            step.rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+
+    def conclude(self, step: FrameStep, vectors: np.ndarray | None) -> FrameResult:
+        """Name the due faces by their embeddings (``vectors[i]`` is ``step.due[i]``'s) and
+        return the frame's tracks and events."""
+        frame = step.frame
+        if step.due and vectors is not None and step.due_faces is not None:
+            step.events += self._recognise(frame, step.due, step.due_faces, vectors)
         # after recognition, which may have split a track
-        shown = self.tracker.recent(idx, within=0 if detect else opts.detect_every)
+        within = 0 if step.detect else self.options.detect_every
+        shown = self.tracker.recent(frame.index, within=within)
         self.stats.frames += 1
-        self.stats.detected_frames += int(detect)
-        self.stats.embedded_faces += len(due)
-        result = FrameResult(frame, shown, events, detect, len(due))
+        self.stats.detected_frames += int(step.detect)
+        self.stats.embedded_faces += len(step.due)
+        result = FrameResult(frame, shown, step.events, step.detect, len(step.due))
         result.latency = time.perf_counter() - frame.captured
         self.stats.latencies.append(result.latency)
         return result
 
-    def _recognise(self, frame: Frame, rgb: np.ndarray, tracks: list[Track]) -> list[LiveEvent]:
-        h, w = rgb.shape[:2]
-        boxes = np.array([t.box for t in tracks], np.float32)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        ok = (boxes[:, 2] - boxes[:, 0] >= 4) & (boxes[:, 3] - boxes[:, 1] >= 4)
-        tracks = [t for t, k in zip(tracks, ok) if k]
-        if not tracks:
-            return []
-        faces = Faces.from_boxes(boxes[ok])
-        vectors = self.fs.embed_faces(rgb, faces)
+    def _recognise(
+        self, frame: Frame, tracks: list[Track], faces: Faces, vectors: np.ndarray
+    ) -> list[LiveEvent]:
         events: list[LiveEvent] = []
         matches = self.fs.match_embeddings(
             vectors,
@@ -213,9 +259,9 @@ class LiveRecognizer:
             sure = abs(dist - self._threshold.value) >= self.options.sure_margin
             if (
                 self.tracker.vote(t, match.name, match.similarity, frame.index, sure, t.quality)
-                and t.name is not None
+                and t.decided
             ):
-                events.append(self._event(frame, "recognized", t))
+                events.append(self._event(frame, "unknown" if t.name is None else "recognized", t))
         return events
 
     def _scene_cut(self, image: np.ndarray) -> bool:

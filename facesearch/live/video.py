@@ -206,6 +206,11 @@ class FrameSource:
                     if self._stop.is_set():
                         return
 
+    @property
+    def ended(self) -> bool:
+        """The reading thread has stopped: the file ended, or the stream was lost for good."""
+        return self._ended
+
     # -- consumer ------------------------------------------------------------------------------
 
     def read(self, timeout: float | None = None) -> Frame | None:

@@ -12,13 +12,16 @@ from types import FrameType
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..cameras import CamerasConfig
 from ..pipeline import FaceSearch
 from . import errors
 from .auth import can_read
 from .context import ServerContext, gallery_opened
+from .routers import cameras as camera_api
 from .routers import faces, health, info, library, people, recognition
 from .settings import Settings
 from .uploads import BodySizeLimit
@@ -59,12 +62,15 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    fs: FaceSearch, settings: Settings | None = None, cameras: CamerasConfig | None = None
+) -> FastAPI:
     """The API under ``/api/v1``, ``/healthz`` and ``/readyz``, and the page at ``/``, over
-    ``fs``. Its lifespan opens (or creates) the gallery and loads the models in the background
-    and runs the identify batcher; use it as ``with TestClient(create_app(fs)) as client``."""
+    ``fs``. Its lifespan opens (or creates) the gallery and loads the models in the background,
+    then starts the ``cameras``, and runs the identify batcher; use it as
+    ``with TestClient(create_app(fs)) as client``."""
     settings = settings or Settings()
-    ctx = ServerContext(fs, settings)
+    ctx = ServerContext(fs, settings, cameras)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -74,8 +80,10 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            ctx.stopping.set()
             if not preparing.done():
                 preparing.cancel()
+            await run_in_threadpool(ctx.cameras.stop)
             await ctx.batcher.stop()
             fs.close()
 
@@ -90,7 +98,7 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)  # /healthz, /readyz: probes, no key needed
     app.include_router(health.router, prefix=API, dependencies=[Depends(can_read)])
-    for module in (recognition, people, faces, library, info):
+    for module in (recognition, people, faces, library, camera_api, info):
         app.include_router(module.router, prefix=API, dependencies=[Depends(gallery_opened)])
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     app.add_middleware(SecurityHeaders)
@@ -98,7 +106,12 @@ def create_app(fs: FaceSearch, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def serve(fs: FaceSearch, settings: Settings, log_level: str = "info") -> str | None:
+def serve(
+    fs: FaceSearch,
+    settings: Settings,
+    log_level: str = "info",
+    cameras: CamerasConfig | None = None,
+) -> str | None:
     """Run the server until Ctrl-C or SIGTERM; returns the signal's name (None otherwise).
 
     uvicorn stops accepting connections, lets requests in flight finish (an enroll commits all
@@ -108,15 +121,23 @@ def serve(fs: FaceSearch, settings: Settings, log_level: str = "info") -> str | 
     import uvicorn
 
     settings.check_host()
+    app = create_app(fs, settings, cameras)
+    ctx: ServerContext = app.state.context
     config = uvicorn.Config(
-        create_app(fs, settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         timeout_graceful_shutdown=None,  # in-flight requests always finish
         server_header=False,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            ctx.stopping.set()  # event and picture streams end, so they are not waited for
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     stopped_by: list[str] = []
 
     def note(sig: int, _: FrameType | None) -> None:

@@ -1,15 +1,17 @@
 """What every request works with: the shared ``FaceSearch``, the settings, the identify
-batcher and the recent images; routers get it with ``Depends(context)``."""
+batcher, the recent images and the cameras; routers get it with ``Depends(context)``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..cameras import CameraHub, CamerasConfig, snapshot_dir
 from ..errors import FaceSearchError, GalleryError
 from ..pipeline import FaceSearch
 from .batching import IdentifyBatcher
@@ -22,11 +24,17 @@ log = logging.getLogger(__name__)
 class ServerContext:
     """One per app: created by ``create_app``, prepared by its lifespan."""
 
-    def __init__(self, fs: FaceSearch, settings: Settings) -> None:
+    def __init__(
+        self, fs: FaceSearch, settings: Settings, cameras: CamerasConfig | None = None
+    ) -> None:
         self.fs = fs
         self.settings = settings
+        cameras = cameras or CamerasConfig()
+        self.cameras = CameraHub(fs, cameras, snapshot_dir(cameras.snapshots, fs.gallery_location))
         self.batcher = IdentifyBatcher(fs, settings.batch_window_ms, settings.max_batch)
         self.recent = RecentImages(settings.recent_images, settings.recent_seconds)
+        #: set when the server begins to stop: endless responses (event and picture streams) end
+        self.stopping = threading.Event()
         self.models_loaded = False
         self.gallery_open = False
         self.error: str | None = None
@@ -57,6 +65,8 @@ class ServerContext:
         except FaceSearchError as err:
             self.error = str(err)
             log.error("not ready: %s", err)
+            return
+        await run_in_threadpool(self.cameras.start)
 
     async def opened(self) -> None:
         """Wait until the gallery is open (a new one is being created: no request may read it

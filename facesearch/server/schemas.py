@@ -156,11 +156,25 @@ class HealthOut(Model):
     status: str
 
 
+class CameraOut(Model):
+    name: str
+    source: str
+    state: str
+    error: Optional[str] = None
+    fps: float
+    frames: int
+    dropped: int
+    reconnects: int
+    width: int
+    height: int
+
+
 class ReadyOut(Model):
     ready: bool
     models_loaded: bool
     gallery_open: bool
     error: Optional[str] = None
+    cameras: list[CameraOut] = []
 
 
 class ClusterFaceOut(Model):

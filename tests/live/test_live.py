@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from receivers import Receiver
 
-from clipgen import face_patch
+from clipgen import walking_clip
 from conftest import FACES
 from facesearch import FaceSearch
 from facesearch.cli import main
@@ -30,32 +29,11 @@ PEOPLE = [
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, detector):
     """An mp4: each person walks across a gray scene (10 px a frame, bobbing), one after another."""
-    import cv2
-
     path = tmp_path_factory.mktemp("clip") / "people.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (W, H))
-    assert writer.isOpened()
-    spans = []
-    frame_no = 0
-    yy, xx = np.mgrid[0:H, 0:W]
-    background = (90 + 40 * xx / W + 20 * yy / H).astype(np.uint8)
-    background = np.dstack([background] * 3)
-    for truth, photo in PEOPLE:
-        patch = face_patch(detector, photo, size=170)
-        start = frame_no
-        for k in range(SEGMENT):
-            img = background.copy()
-            x = 30 + 12 * k
-            y = 140 + int(20 * np.sin(k / 4))
-            img[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
-            writer.write(img)
-            frame_no += 1
-        spans.append((truth, start, frame_no - 1))
-        for _ in range(GAP):
-            writer.write(background)
-            frame_no += 1
-    writer.release()
-    return path, spans, frame_no
+    spans, frames = walking_clip(
+        path, detector, PEOPLE, width=W, height=H, fps=FPS, segment=SEGMENT, gap=GAP
+    )
+    return path, spans, frames
 
 
 def events_in(events, start, end):
@@ -102,7 +80,7 @@ def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
     for e in events:
         assert set(e) == {"t", "frame", "event", "track", "name", "similarity", "box", "quality"}
         assert e["quality"] in {"ok", "low"}
-        assert e["event"] in {"appear", "recognized", "leave"}
+        assert e["event"] in {"appear", "recognized", "unknown", "leave"}
         assert e["t"] == pytest.approx(e["frame"] / FPS, abs=1e-3)
     for truth, start, end in spans:
         seg = events_in(events, start, end)
@@ -110,8 +88,10 @@ def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
         left = {e["track"]: e["name"] for e in seg if e["event"] == "leave"}
         assert appeared and appeared == set(left), seg  # every track that appears also leaves
         recognized = {e["name"] for e in seg if e["event"] == "recognized"}
+        unknown = {e["track"] for e in seg if e["event"] == "unknown"}
         if truth is None:
             assert recognized == set() and set(left.values()) == {None}, seg
+            assert unknown == appeared, seg  # the stranger was decided unknown, once
         else:
             assert recognized == {truth}, seg
         assert list(left.values()) == [truth], seg  # one track per walk, named right to the end
