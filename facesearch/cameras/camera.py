@@ -115,6 +115,7 @@ class Camera:
             if self.source is not None:
                 self._dropped_before += self.source.dropped
             self.source = source
+            self._shown_at.clear()  # the rate of this session's frames, not across the gap
             self.session += 1
             self.state, self.error, delay = "running", None, RETRY_FIRST_S
             self._last_frame_at = time.perf_counter()

@@ -134,7 +134,10 @@ def parse_camera(text: str) -> CameraSpec:
 
 
 def _camera_from(name: str, value: Any, where: str) -> CameraSpec:
-    check_name(name)
+    try:
+        check_name(name)
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return CameraSpec(name, parse_source(str(value)))
     if not isinstance(value, Mapping) or "source" not in value:
@@ -200,6 +203,8 @@ def load_config(path: str | Path) -> CamerasConfig:
         )
     except (TypeError, ValueError):
         raise InputError(f"{where}: snapshots.keep and .days must be numbers") from None
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
     return CamerasConfig(
         tuple(_camera_from(name, value, where) for name, value in cams.items()),
         tuple(hooks),

@@ -41,9 +41,10 @@ IDLE_WAIT_S = 0.004  # how long the worker sleeps when no camera has a new frame
 class _Live:
     """A camera's recognizer for its current source session, and the snapshots of its tracks."""
 
-    def __init__(self, fs: FaceSearch, camera: Camera) -> None:
+    def __init__(self, fs: FaceSearch, camera: Camera, first_track: int = 1) -> None:
         self.session = camera.session
-        self.recognizer = LiveRecognizer(fs, camera.spec.options)
+        # track numbers go on across sessions: an event's (camera, track) names one visit
+        self.recognizer = LiveRecognizer(fs, camera.spec.options, first_track)
         self.last: Frame | None = None
         self.snapshots: dict[int, str] = {}  # track -> its latest snapshot id
 
@@ -68,6 +69,7 @@ class CameraHub:
         #: recognition rounds run, frames in them, and the largest number of frames in one
         self.rounds = 0
         self.round_frames = 0
+        self.largest_round = 0
         self.error: str | None = None
         self._live: dict[str, _Live] = {}
         self._stop = threading.Event()
@@ -124,14 +126,16 @@ class CameraHub:
         """The camera's recognizer, fresh for each source session (a reopened stream, a file
         started again): the old one's faces are reported as having left."""
         live = self._live.get(cam.name)
+        first_track = 1
         if live is not None and live.session != cam.session:
             self._emit(cam, live, live.recognizer.finish(live.last), live.last)
+            first_track = live.recognizer.tracker.next_id
             live = None
         elif live is not None and (cam.source is None or cam.source.ended):
             if live.recognizer.tracker.tracks:  # the source is away: its faces are not in view
                 self._emit(cam, live, live.recognizer.finish(live.last), live.last)
         if live is None and cam.session > 0:
-            live = self._live[cam.name] = _Live(self.fs, cam)
+            live = self._live[cam.name] = _Live(self.fs, cam, first_track)
         return live
 
     def _round(self, ready: list[tuple[Camera, _Live, Frame]]) -> None:
@@ -151,6 +155,7 @@ class CameraHub:
             self._emit(cam, live, result.events, step.frame)
         self.rounds += 1
         self.round_frames += len(steps)
+        self.largest_round = max(self.largest_round, len(steps))
 
     def _detect(self, steps: list[tuple[Camera, _Live, FrameStep]]) -> None:
         """One detection call for the frames due (per ``min_face``, which selects the detector)."""
@@ -209,6 +214,7 @@ class CameraHub:
             "mean_frames_per_round": round(self.round_frames / self.rounds, 2)
             if self.rounds
             else None,
+            "largest_round": self.largest_round,
             "events": self.dispatcher.stats() if self.dispatcher is not None else {},
             "snapshots": len(self.snapshots),
             "error": self.error,

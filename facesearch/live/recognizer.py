@@ -126,10 +126,12 @@ class LiveStats:
 class LiveRecognizer:
     """Turns frames into tracked, named faces and events (no I/O: see ``run_live``)."""
 
-    def __init__(self, fs: FaceSearch, options: LiveOptions | None = None) -> None:
+    def __init__(
+        self, fs: FaceSearch, options: LiveOptions | None = None, first_track: int = 1
+    ) -> None:
         self.fs = fs
         self.options = options or LiveOptions()
-        self.tracker = Tracker(recheck_frames=self.options.recheck_frames)
+        self.tracker = Tracker(recheck_frames=self.options.recheck_frames, first_id=first_track)
         self._threshold = self._gallery_threshold()
         self._checked = time.perf_counter()
         self._last_detect: int | None = None

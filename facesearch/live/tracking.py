@@ -109,6 +109,7 @@ class Tracker:
         good_quality: float = 0.5,
         better_by: float = 0.15,
         recency: float = 0.85,
+        first_id: int = 1,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
@@ -121,7 +122,12 @@ class Tracker:
         self.better_by = better_by
         self.recency = recency
         self.tracks: list[Track] = []
-        self._next_id = 1
+        self._next_id = first_id
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new track gets (a camera's new recognizer continues from it)."""
+        return self._next_id
 
     def predict(self) -> None:
         """Move tracks by their velocity, for a frame on which detection does not run."""

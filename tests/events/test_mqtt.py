@@ -3,80 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 
 import pytest
+from receivers import Broker, Listener, free_port
 
 from facesearch.errors import InputError
 from facesearch.events import Dispatcher, event_payload
 
-paho = pytest.importorskip("paho.mqtt.client", reason="pip install 'facesearch[mqtt]'")
-MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    def __init__(self, tmp_path, port: int) -> None:
-        if MOSQUITTO is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("mosquitto is missing in CI (scripts/test.sh installs it)")
-            pytest.skip("no mosquitto: apt-get install mosquitto (scripts/test.sh does it as root)")
-        self.port = port
-        conf = tmp_path / f"mosquitto-{port}.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-class Listener:
-    """A subscriber that records (topic, payload, retained) for everything under ``#``."""
-
-    def __init__(self, port: int) -> None:
-        self.got: list[tuple[str, str, bool]] = []
-        self.cond = threading.Condition()
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        c.on_message = self._on_message
-        c.connect("127.0.0.1", port)
-        c.subscribe("#", qos=1)
-        c.loop_start()
-        self.client = c
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self.cond:
-            self.got.append((msg.topic, msg.payload.decode(), bool(msg.retain)))
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout: float = 15.0):
-        with self.cond:
-            assert self.cond.wait_for(lambda: pred(self.got), timeout), self.got
-        return self.got
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+pytest.importorskip("paho.mqtt.client", reason="pip install 'facesearch[mqtt]'")
 
 
 def payloads(kinds):
