@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from clipgen import walking_clip
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACESEARCH_SHARED", REPO.parent / "shared")).resolve()
 FACES = SHARED / "faces"
@@ -137,3 +139,26 @@ def pg_url(pg_server):
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+# -- cameras ---------------------------------------------------------------------------------------
+
+CLIP_FPS = 10
+CLIP_SEGMENT, CLIP_GAP = 30, 10  # frames a person is in view, empty frames between people
+#: (truth, photo): two people of the enrolled gallery (their val photos; the gallery has their
+#: train photos) and a stranger who is in no gallery
+CLIP_PEOPLE = [
+    ("ben_afflek", FACES / "celebrity5" / "val" / "ben_afflek" / "1.jpg"),
+    ("mindy_kaling", FACES / "celebrity5" / "val" / "mindy_kaling" / "2.jpg"),
+    (None, FACES / "lfw_dev" / "images" / "Abbas_Kiarostami" / "Abbas_Kiarostami_0001.jpg"),
+]
+
+
+@pytest.fixture(scope="session")
+def door_clip(tmp_path_factory, detector):
+    """(path, spans, frames): a 640x480 mp4 at 10 fps of ``CLIP_PEOPLE`` walking past, one by one."""
+    path = tmp_path_factory.mktemp("cameras") / "door.mp4"
+    spans, frames = walking_clip(
+        path, detector, CLIP_PEOPLE, fps=CLIP_FPS, segment=CLIP_SEGMENT, gap=CLIP_GAP
+    )
+    return path, spans, frames

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from receivers import Broker, Listener, MjpegServer, Receiver, free_port
 
+from conftest import CLIP_FPS
 from facesearch import FaceSearch
 from facesearch.cameras import CameraHub, CamerasConfig, CameraSpec
-
-from .conftest import FPS
 
 ENROLLED = {"ben_afflek", "mindy_kaling"}
 
@@ -40,7 +39,7 @@ def run(tmp_path_factory, enrolled, detector, embedder, door_clip):
     receiver = Receiver()
     broker = Broker(tmp, free_port())
     listener = Listener(broker.port)
-    camera = MjpegServer(clip, fps=FPS)
+    camera = MjpegServer(clip, fps=CLIP_FPS)
     fs = FaceSearch(gallery, detector=detector, embedder=embedder)
     config = CamerasConfig(
         (CameraSpec("door", str(clip), loop=False), CameraSpec("yard", camera.url)),
