@@ -14,6 +14,7 @@ const state = {
   blobUrls: [], // thumbnails fetched with the key, revoked when redrawn
   apiKeys: false, // the server wants a key: pictures and events are fetched with it
   cameras: null, // {name: card parts} once the Cameras view is built
+  camerasAway: false, // the cameras' states could not be asked last time
   lastEvent: 0, // id of the newest timeline event shown
 };
 
@@ -369,7 +370,7 @@ function cameraCard(cam) {
     el("p", { className: "camera-title" }, el("strong", { textContent: cam.name }), " ", status, " ", fps),
     error);
   card.dataset.name = cam.name;
-  state.cameras[cam.name] = { card, status, fps, error };
+  state.cameras[cam.name] = { card, status, fps, error, reopen: () => {} };
   img.addEventListener("load", () => { img.hidden = false; waiting.hidden = true; });
   showPicture(cam.name, img);
   return card;
@@ -380,7 +381,8 @@ function cameraCard(cam) {
 function showPicture(name, img) {
   if (!state.apiKeys) {
     const open = () => { img.src = `${API}/${camera(name)}/stream?open=${Date.now()}`; };
-    img.addEventListener("error", () => setTimeout(open, RETRY_MS)); // the server went away
+    img.addEventListener("error", () => setTimeout(open, RETRY_MS)); // could not open it
+    state.cameras[name].reopen = open; // a stream that ended stays still: see refreshCameras
     open();
     return;
   }
@@ -403,7 +405,10 @@ async function refreshCameras() {
   if (document.hidden) return;
   try {
     showCameraStates((await api("GET", "cameras")).cameras);
+    if (state.camerasAway) Object.values(state.cameras).forEach((parts) => parts.reopen());
+    state.camerasAway = false;
   } catch (err) {
+    state.camerasAway = true; // the server is away: its streams ended, opened again once it is back
     for (const parts of Object.values(state.cameras)) {
       parts.status.textContent = "no answer";
       parts.status.className = "camera-state reconnecting";
@@ -427,30 +432,47 @@ function showCameraStates(cameras) {
   }
 }
 
-// The timeline is the server-sent events of /events. Without a key, an EventSource (which
-// reconnects by itself, sending Last-Event-ID); with a key, fetch reads the stream (an
-// EventSource sends no headers) and opens it again after a drop, asking for the events after
-// the last one shown.
+// The timeline is the server-sent events of /events. Without a key, an EventSource; with a key,
+// fetch reads the stream (an EventSource sends no headers). After a drop the stream is opened
+// again, asking for the events after the last one shown.
 function followEvents() {
   if (state.apiKeys) readEventStream();
   else openEventSource();
 }
 
-function openEventSource() {
-  const source = new EventSource(`${API}/events?after=${state.lastEvent}`);
+// Where to resume: after the last event shown, unless the server restarted meanwhile (its
+// events are numbered afresh, so its newest is older than ours): then from its first.
+async function resumeAfter() {
+  if (state.lastEvent) {
+    const { events } = await api("GET", "events/recent?limit=1");
+    if (!events.length || events[events.length - 1].id < state.lastEvent) state.lastEvent = 0;
+  }
+  return state.lastEvent;
+}
+
+async function openEventSource() {
+  let source;
+  try {
+    source = new EventSource(`${API}/events?after=${await resumeAfter()}`);
+  } catch (_) {
+    setTimeout(openEventSource, RETRY_MS);
+    return;
+  }
   source.addEventListener("open", () => timelineState(""));
   source.addEventListener("face", (e) => showEvent(JSON.parse(e.data)));
-  source.addEventListener("error", () => {
+  source.addEventListener("error", () => { // reopened here rather than by itself: see resumeAfter
+    source.close();
     timelineState("reconnecting…");
-    if (source.readyState === EventSource.CLOSED) setTimeout(openEventSource, RETRY_MS); // refused
+    setTimeout(openEventSource, RETRY_MS);
   });
 }
 
 async function readEventStream() {
   for (;;) {
     try {
+      const after = await resumeAfter();
       const headers = keyHeaders({ Accept: "text/event-stream" });
-      const response = await fetch(`${API}/events?after=${state.lastEvent}`, { headers, cache: "no-store" });
+      const response = await fetch(`${API}/events?after=${after}`, { headers, cache: "no-store" });
       if (response.status === 401) $("key-form").hidden = false;
       if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
       timelineState("");
