@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -151,3 +153,57 @@ def stop(proc: subprocess.Popen, timeout: float = 60.0) -> int:
         proc.kill()
         proc.wait()
         raise
+
+
+# -- the browser tests (test_page.py, test_cameras_page.py) -----------------------------------------
+
+HOW_TO_INSTALL = (
+    "apt-get install chromium (Debian/Ubuntu; scripts/test.sh does it when run as root), "
+    "or set FACESEARCH_CHROMIUM to a Chromium or Chrome binary"
+)
+
+
+def chromium() -> str:
+    """The Chromium to drive, or skip (fail under CI) saying how to get one."""
+    path = os.environ.get("FACESEARCH_CHROMIUM") or next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "playwright is not installed: pip install -e '.[test]'"
+    if problem is None and path is None:
+        problem = f"no Chromium found: {HOW_TO_INSTALL}"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {problem}")
+        pytest.skip(f"browser tests skipped: {problem}")
+    return path  # type: ignore[return-value]
+
+
+def expect(locator):
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the module (skips, or fails under CI, without one)."""
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()
+
+
+def save_screenshot(page, path: Path) -> None:
+    """A full-page screenshot of ``page`` at ``path``, as a 256-colour PNG (a third the size)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    shot.quantize(256).save(path, optimize=True)

@@ -8,24 +8,17 @@ skip, saying how to install it, except under CI (``CI=true``), where they fail.
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from conftest import REPO
 
-from .conftest import BBT, GROUP, serve_process, stop
+from .conftest import BBT, GROUP, expect, save_screenshot, serve_process, stop
 
 pytestmark = pytest.mark.browser
 
-HOW_TO_INSTALL = (
-    "apt-get install chromium (Debian/Ubuntu; scripts/test.sh does it when run as root), "
-    "or set FACESEARCH_CHROMIUM to a Chromium or Chrome binary"
-)
 # Where the screenshot goes: out/ (ignored) unless FACESEARCH_SCREENSHOT names another file,
 # (not docs/: the screenshot shows the shared photos, which are never committed).
 SCREENSHOT = Path(os.environ.get("FACESEARCH_SCREENSHOT", REPO / "out" / "serve.png"))
@@ -35,42 +28,6 @@ SHELDON = (1001, 76, 1096, 212)
 HOWARD = (730, 136, 819, 251)
 RAJ = (216, 130, 307, 253)
 LEONARD = (474, 147, 566, 263)
-
-
-def chromium() -> str:
-    """The Chromium to drive, or skip (fail under CI) saying how to get one."""
-    path = os.environ.get("FACESEARCH_CHROMIUM") or next(
-        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-    )
-    problem = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problem = "playwright is not installed: pip install -e '.[test]'"
-    if problem is None and path is None:
-        problem = f"no Chromium found: {HOW_TO_INSTALL}"
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run under CI: {problem}")
-        pytest.skip(f"browser tests skipped: {problem}")
-    return path  # type: ignore[return-value]
-
-
-def expect(locator):
-    from playwright.sync_api import expect
-
-    return expect(locator)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +89,7 @@ def test_enroll_two_people_through_the_form(page):
     assert page.locator("#people-grid li").count() == 2
     assert "2 people, 9 faces" in page.inner_text("#summary")
     assert "threshold" in page.inner_text("#threshold")
+    assert page.locator("#cameras").is_hidden()  # a server without cameras has no Cameras view
 
 
 def test_identify_a_group_photo_names_the_right_faces(page):
@@ -181,9 +139,7 @@ def test_add_an_unknown_face_as_a_new_person(page):
     assert names == {n: n for n in names}
     # thumbnails of everyone, as the grid shows them
     expect(page.locator("#people-grid img")).to_have_count(4)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
-    shot.quantize(256).save(SCREENSHOT, optimize=True)  # a third of the size, for the docs
+    save_screenshot(page, SCREENSHOT)
 
 
 def test_rename_and_remove_a_face_through_the_page(page):

@@ -12,6 +12,10 @@ const state = {
   selected: null, // index of the face picked in it
   person: null, // name of the person shown in detail
   blobUrls: [], // thumbnails fetched with the key, revoked when redrawn
+  apiKeys: false, // the server wants a key: pictures and events are fetched with it
+  cameras: null, // {name: card parts} once the Cameras view is built
+  camerasAway: false, // the cameras' states could not be asked last time
+  lastEvent: 0, // id of the newest timeline event shown
 };
 
 // -- the API ------------------------------------------------------------------------------------
@@ -23,10 +27,14 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = {};
+function keyHeaders(headers = {}) {
   const key = localStorage.getItem(KEY_STORE);
   if (key) headers["X-API-Key"] = key;
+  return headers;
+}
+
+async function api(method, path, body) {
+  const headers = keyHeaders();
   if (body && !(body instanceof FormData)) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
@@ -96,6 +104,7 @@ const fmt = (x) => (x === null || x === undefined ? "–" : x.toFixed(3));
 async function loadInfo() {
   const info = await api("GET", "info");
   state.maxUpload = info.server.max_upload_bytes;
+  state.apiKeys = info.server.api_keys;
   document.body.classList.toggle("read-only", info.server.access !== "read-write");
   $("summary").textContent = `${info.people} people, ${info.faces} faces`;
   $("threshold").textContent = `threshold ${fmt(info.threshold)} (${info.threshold_source})`;
@@ -327,6 +336,277 @@ async function loadPhotos(name) {
     el("li", { textContent: p.image, title: `face ${p.face} at ${p.box.map((v) => Math.round(v)).join(", ")}` })));
 }
 
+// -- cameras: each camera's annotated picture, and the timeline of what they saw ----------------
+
+const TIMELINE_MAX = 100; // events kept on the page, newest first
+const PICTURE_MS = 400; // a camera's picture is fetched this often when it cannot be streamed
+const STATUS_MS = 2000; // the cameras' states are asked this often
+const RETRY_MS = 2000; // wait before opening a dropped stream again
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const camera = (name) => `cameras/${encodeURIComponent(name)}`;
+
+async function loadCameras() {
+  const { cameras } = await api("GET", "cameras");
+  $("cameras").hidden = cameras.length === 0;
+  if (!cameras.length) return;
+  if (state.cameras === null) { // built once; a new key (the key form) is used from the next request
+    state.cameras = {};
+    $("camera-cards").replaceChildren(...cameras.map(cameraCard));
+    followEvents();
+    setInterval(refreshCameras, STATUS_MS);
+  }
+  showCameraStates(cameras);
+}
+
+function cameraCard(cam) {
+  const img = el("img", { alt: `camera ${cam.name}: the latest picture, faces boxed and named`, hidden: true });
+  const waiting = el("span", { className: "muted", textContent: "waiting for a picture…" });
+  const status = el("span", { className: "camera-state" });
+  const fps = el("span", { className: "muted" });
+  const error = el("p", { className: "camera-error", hidden: true });
+  const picture = el("div", { className: "camera-picture" }, img, waiting);
+  if (cam.width && cam.height) picture.style.aspectRatio = `${cam.width} / ${cam.height}`;
+  const card = el("li", { className: "camera" }, picture,
+    el("p", { className: "camera-title" }, el("strong", { textContent: cam.name }), " ", status, " ", fps),
+    error);
+  card.dataset.name = cam.name;
+  state.cameras[cam.name] = { card, status, fps, error, reopen: () => {} };
+  img.addEventListener("load", () => { img.hidden = false; waiting.hidden = true; });
+  showPicture(cam.name, img);
+  return card;
+}
+
+// Without a key an <img> shows the MJPEG stream itself. With one it cannot (an <img> sends no
+// headers), so the picture is fetched again and again into blob URLs, each revoked once replaced.
+function showPicture(name, img) {
+  if (!state.apiKeys) {
+    const open = () => { img.src = `${API}/${camera(name)}/stream?open=${Date.now()}`; };
+    img.addEventListener("error", () => setTimeout(open, RETRY_MS)); // could not open it
+    state.cameras[name].reopen = open; // a stream that ended stays still: see refreshCameras
+    open();
+    return;
+  }
+  (async () => {
+    for (;;) {
+      if (!document.hidden) {
+        try {
+          const blob = await api("GET", `${camera(name)}/picture`);
+          const old = img.src;
+          img.src = URL.createObjectURL(blob);
+          if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+        } catch (_) { /* no picture yet, or no answer: the camera's state line says so */ }
+      }
+      await sleep(PICTURE_MS);
+    }
+  })();
+}
+
+async function refreshCameras() {
+  if (document.hidden) return;
+  try {
+    showCameraStates((await api("GET", "cameras")).cameras);
+    if (state.camerasAway) Object.values(state.cameras).forEach((parts) => parts.reopen());
+    state.camerasAway = false;
+  } catch (err) {
+    state.camerasAway = true; // the server is away: its streams ended, opened again once it is back
+    for (const parts of Object.values(state.cameras)) {
+      parts.status.textContent = "no answer";
+      parts.status.className = "camera-state reconnecting";
+      parts.fps.textContent = "";
+      parts.error.textContent = err.message;
+      parts.error.hidden = false;
+    }
+  }
+}
+
+function showCameraStates(cameras) {
+  for (const cam of cameras) {
+    const parts = state.cameras[cam.name];
+    if (!parts) continue;
+    parts.card.dataset.state = cam.state;
+    parts.status.textContent = cam.state;
+    parts.status.className = `camera-state ${cam.state}`;
+    parts.fps.textContent = cam.state === "running" ? `${cam.fps.toFixed(1)} fps` : "";
+    parts.error.textContent = cam.error || "";
+    parts.error.hidden = !cam.error;
+  }
+}
+
+// The timeline is the server-sent events of /events. Without a key, an EventSource; with a key,
+// fetch reads the stream (an EventSource sends no headers). After a drop the stream is opened
+// again, asking for the events after the last one shown.
+function followEvents() {
+  if (state.apiKeys) readEventStream();
+  else openEventSource();
+}
+
+// Where to resume: after the last event shown, unless the server restarted meanwhile (its
+// events are numbered afresh, so its newest is older than ours): then from its first.
+async function resumeAfter() {
+  if (state.lastEvent) {
+    const { events } = await api("GET", "events/recent?limit=1");
+    if (!events.length || events[events.length - 1].id < state.lastEvent) state.lastEvent = 0;
+  }
+  return state.lastEvent;
+}
+
+async function openEventSource() {
+  let source;
+  try {
+    source = new EventSource(`${API}/events?after=${await resumeAfter()}`);
+  } catch (_) {
+    setTimeout(openEventSource, RETRY_MS);
+    return;
+  }
+  source.addEventListener("open", () => timelineState(""));
+  source.addEventListener("face", (e) => showEvent(JSON.parse(e.data)));
+  source.addEventListener("error", () => { // reopened here rather than by itself: see resumeAfter
+    source.close();
+    timelineState("reconnecting…");
+    setTimeout(openEventSource, RETRY_MS);
+  });
+}
+
+async function readEventStream() {
+  for (;;) {
+    try {
+      const after = await resumeAfter();
+      const headers = keyHeaders({ Accept: "text/event-stream" });
+      const response = await fetch(`${API}/events?after=${after}`, { headers, cache: "no-store" });
+      if (response.status === 401) $("key-form").hidden = false;
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      timelineState("");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      const parse = sseParser((m) => m.event === "face" && showEvent(JSON.parse(m.data)));
+      let rest = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const lines = (rest + value).split("\n");
+        rest = lines.pop(); // an incomplete line waits for the next chunk
+        lines.forEach(parse);
+      }
+    } catch (_) { /* dropped, or no answer: opened again below */ }
+    timelineState("reconnecting…");
+    await sleep(RETRY_MS);
+  }
+}
+
+// A text/event-stream read one line at a time: a blank line ends a message.
+function sseParser(onMessage) {
+  let event = "message";
+  let data = [];
+  return (line) => {
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line === "") {
+      if (data.length) onMessage({ event, data: data.join("\n") });
+      event = "message";
+      data = [];
+    } else if (!line.startsWith(":")) { // a comment: the server's keep-alive
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+    }
+  };
+}
+
+function timelineState(text) {
+  $("timeline-state").textContent = text;
+}
+
+function showEvent(ev) {
+  if (ev.id <= state.lastEvent) return; // shown already (sent again after a reconnect)
+  state.lastEvent = ev.id;
+  if (ev.event === "appear") return; // its "recognized" or "unknown" follows
+  const list = $("timeline");
+  list.prepend(timelineItem(ev));
+  while (list.children.length > TIMELINE_MAX) dropItem(list.lastElementChild);
+  $("timeline-empty").hidden = true;
+}
+
+function dropItem(item) {
+  if (item.dataset.blob) URL.revokeObjectURL(item.dataset.blob);
+  item.remove();
+}
+
+function timelineItem(ev) {
+  const when = new Date(ev.time);
+  const where = el("span", { className: "muted" }, `${ev.camera} · `,
+    el("time", { dateTime: ev.time, textContent: when.toLocaleTimeString(), title: when.toLocaleString() }));
+  const item = el("li", { className: `event ${ev.event}` });
+  item.dataset.id = ev.id;
+  item.dataset.event = ev.event;
+  if (ev.name) item.dataset.name = ev.name;
+  if (ev.snapshot) item.dataset.snapshot = ev.snapshot;
+  if (ev.event === "leave") {
+    item.append(`${ev.name || "unknown visitor"} left `, where);
+    return item;
+  }
+  const known = ev.event === "recognized";
+  const who = el("span", { className: `who ${known ? "known" : "unknown"}`, textContent: ev.name || "unknown" });
+  const similarity = known ? `similarity ${fmt(ev.similarity)}` : `nearest similarity ${fmt(ev.similarity)}`;
+  const what = el("div", { className: "what" }, who, " ",
+    el("span", { className: "muted", textContent: similarity }), el("br"), where);
+  const picture = el("div", { className: "no-thumb" });
+  if (ev.snapshot) {
+    api("GET", `snapshots/${ev.snapshot}/picture`).then((blob) => {
+      if (!item.isConnected) return; // dropped off the list meanwhile
+      item.dataset.blob = URL.createObjectURL(blob);
+      picture.replaceWith(el("img", { src: item.dataset.blob, alt: `${ev.name || "unknown"} at ${ev.camera}` }));
+    }, () => { /* dismissed or pruned: no picture */ });
+  }
+  item.append(picture, what);
+  if (!known && ev.snapshot) what.append(visitorActions(ev, item, who));
+  return item;
+}
+
+// An unknown visitor: type a name to enroll the face (the cameras know them from then on), or
+// dismiss the snapshot.
+function visitorActions(ev, item, who) {
+  const input = el("input", { required: true, maxLength: 128, placeholder: "who is this?" });
+  input.setAttribute("aria-label", `name of the visitor at ${ev.camera}, ${new Date(ev.time).toLocaleTimeString()}`);
+  const dismiss = el("button", { type: "button", className: "dismiss", textContent: "Dismiss" });
+  const form = el("form", { className: "name-visitor" }, input,
+    el("button", { type: "submit", textContent: "Name" }), dismiss);
+  const line = el("p", { className: "visitor-outcome", hidden: true });
+  const outcome = (text, isError = false) => {
+    line.textContent = text;
+    line.className = `visitor-outcome ${isError ? "error" : "ok"}`;
+    line.hidden = false;
+  };
+  const busy = async (action) => {
+    form.querySelectorAll("input, button").forEach((c) => { c.disabled = true; });
+    try {
+      await action();
+    } catch (err) {
+      outcome(err.message, true);
+    } finally {
+      form.querySelectorAll("input, button").forEach((c) => { c.disabled = false; });
+    }
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(async () => {
+      const named = await api("POST", `snapshots/${ev.snapshot}/name`, { name: input.value });
+      form.remove();
+      item.classList.add("named");
+      item.dataset.named = named.snapshot.named;
+      who.textContent = `unknown → ${named.snapshot.named}`;
+      outcome(`Enrolled as ${named.snapshot.named}: the cameras know them from now on.`);
+      Promise.all([loadPeople(), loadInfo()]).catch((err) => say(err.message, true));
+    });
+  });
+  dismiss.addEventListener("click", () => busy(async () => {
+    await api("DELETE", `snapshots/${ev.snapshot}`);
+    form.remove();
+    item.classList.add("dismissed");
+    outcome("Dismissed: the snapshot is deleted.");
+  }));
+  return el("div", { className: "visitor writer" }, form, line);
+}
+
 // -- wiring -------------------------------------------------------------------------------------
 
 function wire() {
@@ -387,6 +667,7 @@ function wire() {
 
 async function start() {
   await loadInfo();
+  await loadCameras();
   await loadPeople();
   await loadClusters();
 }
