@@ -24,6 +24,7 @@ from .errors import (
     ImageError,
     InputError,
     ModelMismatchError,
+    NoFaceError,
     PersonNotFoundError,
     WeightsError,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "FaceSearchError",
     "InputError",
     "ImageError",
+    "NoFaceError",
     "PersonNotFoundError",
     "FaceNotFoundError",
     "GalleryError",

@@ -376,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most identify requests in one batch (default 16; 1 switches batching off)",
     )
+    p.add_argument(
+        "--compreface-known-only",
+        action="store_true",
+        help="the CompreFace-compatible /api/v1/recognition/recognize gives an unknown face no "
+        "subjects, instead of its nearest people as CompreFace does (docs/compreface.md)",
+    )
     cams = p.add_argument_group("cameras (live recognition inside the server)")
     cams.add_argument(
         "--camera",
@@ -840,6 +846,7 @@ def _cmd_serve(fs: FaceSearch, args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
+        compreface_known_only=args.compreface_known_only,
     )
     settings.check_host()
     cameras = _cameras_config(args)

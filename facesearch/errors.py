@@ -6,6 +6,7 @@ __all__ = [
     "FaceSearchError",
     "InputError",
     "ImageError",
+    "NoFaceError",
     "PersonNotFoundError",
     "FaceNotFoundError",
     "ClusterNotFoundError",
@@ -25,6 +26,10 @@ class InputError(FaceSearchError):
 
 class ImageError(InputError):
     """A file is not a readable image: not an image, truncated, corrupt, or too large to decode."""
+
+
+class NoFaceError(InputError):
+    """A photo has no face (none good enough) where one is needed: enrolling one face, verify."""
 
 
 class PersonNotFoundError(InputError):

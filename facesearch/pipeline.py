@@ -24,7 +24,7 @@ from .config import display_location, resolve_gallery_location
 from .crops import crop_faces, face_thumbnail
 from .detection import FaceDetector, most_prominent
 from .embedding import FaceEmbedder
-from .errors import GalleryError, InputError, PersonNotFoundError
+from .errors import GalleryError, InputError, NoFaceError, PersonNotFoundError
 from .gallery import GalleryBackend, open_gallery
 from .gallery.index import IndexParams
 from .images import (
@@ -461,19 +461,24 @@ class FaceSearch:
         *,
         box: Box | None = None,
         source: str | None = None,
+        min_score: float | None = None,
     ) -> int:
         """Enroll one face of an in-memory image (a video frame): the one at ``box``, else the
-        most prominent. Returns its label. The same face of the same pixels cannot be enrolled
-        twice; other faces of one image (a group photo) can, one call each."""
+        most prominent (of those detected with at least ``min_score``, when given: a client's
+        own detection threshold). Returns its label. The same face of the same pixels cannot be
+        enrolled twice; other faces of one image (a group photo) can, one call each."""
         name = validate_name(name)
         label, pil = _as_image(image)
         if box is None:
             faces = self.detector.detect(pil)
+            if min_score is not None:
+                faces = faces[faces.scores >= min_score]
             if len(faces) == 0:
-                raise InputError(f"{label}: no face detected")
+                at = f" with a score of at least {min_score:g}" if min_score is not None else ""
+                raise NoFaceError(f"{label}: no face detected{at}")
             faces = faces[passes_gate(faces, self.quality_gate)]
             if len(faces) == 0:
-                raise InputError(f"{label}: every face found is below the quality gate")
+                raise NoFaceError(f"{label}: every face found is below the quality gate")
             faces = faces[most_prominent(faces, pil.size)]
         else:
             faces = Faces.from_boxes(np.array([_checked_box(box, pil.size)]))
@@ -640,7 +645,7 @@ class FaceSearch:
         chosen: list[Faces] = []
         for (label, pil), faces in zip(decoded, found):
             if len(faces) == 0:
-                raise InputError(f"{label}: no face detected")
+                raise NoFaceError(f"{label}: no face detected")
             face = faces[most_prominent(faces, pil.size)]
             sides.append(
                 VerifiedFace(label, as_box(face.boxes[0]), float(face.scores[0]), len(faces))

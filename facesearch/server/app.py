@@ -22,7 +22,7 @@ from . import errors
 from .auth import can_read
 from .context import ServerContext, gallery_opened
 from .routers import cameras as camera_api
-from .routers import faces, health, info, library, people, recognition
+from .routers import compreface, faces, health, info, library, people, recognition
 from .settings import Settings
 from .uploads import BodySizeLimit
 
@@ -98,7 +98,7 @@ def create_app(
     errors.install(app)
     app.include_router(health.router)  # /healthz, /readyz: probes, no key needed
     app.include_router(health.router, prefix=API, dependencies=[Depends(can_read)])
-    for module in (recognition, people, faces, library, camera_api, info):
+    for module in (recognition, people, faces, library, camera_api, info, compreface):
         app.include_router(module.router, prefix=API, dependencies=[Depends(gallery_opened)])
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     app.add_middleware(SecurityHeaders)

@@ -44,6 +44,9 @@ class Settings:
     #: how many identified images are kept, and for how long, for "enroll a face from this result"
     recent_images: int = 32
     recent_seconds: float = 600.0
+    #: CompreFace-compatible recognize: an unknown face gets no subjects (CompreFace lists the
+    #: nearest anyway); a request's ``known_only`` parameter overrides it (docs/compreface.md)
+    compreface_known_only: bool = False
 
     def __post_init__(self) -> None:
         for key, access in self.api_keys.items():
