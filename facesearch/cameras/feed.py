@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,10 +18,12 @@ SUBSCRIBER_QUEUE = 256
 class EventFeed:
     """``publish`` (any thread) numbers an event and hands it to every subscriber."""
 
-    def __init__(self, recent: int = RECENT) -> None:
+    def __init__(self, recent: int = RECENT, first_id: int | None = None) -> None:
         self._lock = threading.Lock()
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
-        self._next = 1
+        # by default ids start at the milliseconds since the epoch, so they keep growing across
+        # server restarts: a client resuming with ``after``/Last-Event-ID misses nothing new
+        self._next = int(time.time() * 1000) if first_id is None else first_id
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]]
         self._subscribers = set()
 

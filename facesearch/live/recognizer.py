@@ -202,7 +202,7 @@ class LiveRecognizer:
             current = self.tracker.recent(idx)
             self._notice_changed_faces(frame.image, current)
         else:
-            self.tracker.predict()
+            self.tracker.predict(idx)
             current = []  # nothing was detected in this frame: nothing new to embed
         due = [t for t in current if self.tracker.needs_embedding(t, idx)]
         if not due:

@@ -129,10 +129,21 @@ class Tracker:
         """The id the next new track gets (a camera's new recognizer continues from it)."""
         return self._next_id
 
-    def predict(self) -> None:
-        """Move tracks by their velocity, for a frame on which detection does not run."""
+    def predict(self, frame: int | None = None) -> None:
+        """Move tracks by their velocity, for a frame on which detection does not run: to where
+        they are expected at ``frame`` (frames the consumer skipped count), else one frame on."""
         for t in self.tracks:
-            t.box = t.box + t.velocity
+            if frame is None or t.seen_box is None:
+                t.box = t.box + t.velocity
+            else:
+                t.box = self._expected(t, frame)
+
+    @staticmethod
+    def _expected(t: Track, frame: int) -> np.ndarray:
+        """Where track ``t`` is expected at ``frame``: moved on from where it was last seen."""
+        if t.seen_box is None:
+            return t.box
+        return t.seen_box + t.velocity * max(frame - t.last_seen, 0)
 
     def update(
         self,
@@ -148,7 +159,10 @@ class Tracker:
         quality = np.ones(len(boxes)) if quality is None else np.asarray(quality, np.float64)
         low = np.zeros(len(boxes), bool) if low is None else np.asarray(low, bool)
         live = self.tracks
-        ious = iou_matrix(np.array([t.box for t in live]).reshape(-1, 4), boxes)
+        # compared where each face is expected now: a slow consumer skips frames, and a face
+        # that walks on would otherwise be taken for a new one
+        expected = [self._expected(t, frame) for t in live]
+        ious = iou_matrix(np.array(expected).reshape(-1, 4), boxes)
         matched_t: set[int] = set()
         matched_d: set[int] = set()
         for flat in np.argsort(-ious, axis=None):
@@ -161,7 +175,8 @@ class Tracker:
             matched_d.add(di)
             t = live[ti]
             gap = max(frame - t.last_seen, 1)
-            t.velocity = 0.5 * t.velocity + 0.5 * (boxes[di] - t.box) / gap
+            moved = boxes[di] - (t.seen_box if t.seen_box is not None else t.box)
+            t.velocity = 0.5 * t.velocity + 0.5 * moved / gap
             t.box, t.score, t.last_seen = boxes[di], float(scores[di]), frame
             t.seen_box, t.quality, t.low_quality = t.box, float(quality[di]), bool(low[di])
         appeared = []

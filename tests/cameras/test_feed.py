@@ -9,7 +9,7 @@ from facesearch.cameras import EventFeed
 
 
 def test_numbered_and_recent():
-    feed = EventFeed(recent=3)
+    feed = EventFeed(recent=3, first_id=1)
     for i in range(5):
         assert feed.publish({"event": "appear", "track": i})["id"] == i + 1
     assert [e["id"] for e in feed.recent()] == [3, 4, 5]
@@ -18,7 +18,7 @@ def test_numbered_and_recent():
 
 
 def test_a_subscriber_gets_the_backlog_then_new_events_from_other_threads():
-    feed = EventFeed()
+    feed = EventFeed(first_id=1)
     feed.publish({"n": 1})
     feed.publish({"n": 2})
 
@@ -64,3 +64,12 @@ def test_a_slow_subscriber_loses_its_oldest_events_and_blocks_nobody():
 
     item = asyncio.run(run())
     assert item["n"] == 50  # the 50 oldest were dropped for this subscriber
+
+
+def test_ids_keep_growing_across_restarts():
+    import time
+
+    before = EventFeed().publish({"n": 1})["id"]
+    time.sleep(0.002)
+    after = EventFeed().publish({"n": 1})["id"]  # a restarted server numbers on from later
+    assert after > before

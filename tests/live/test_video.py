@@ -273,3 +273,18 @@ def test_a_track_below_the_quality_gate_is_not_embedded_until_it_passes():
     assert t.low_quality and not tr.needs_embedding(t, 0)
     tr.update(box, np.array([0.99]), 1, low=np.array([False]))
     assert not t.low_quality and tr.needs_embedding(t, 1)
+
+
+def test_a_face_walking_on_while_frames_are_skipped_stays_one_track():
+    """A slow consumer sees every 4th frame of a face walking 12 px a frame (48 px between the
+    frames it sees, on a 100 px box): the face is expected where it has walked to."""
+    tr = Tracker()
+    box = np.array([0, 0, 100, 100.0])
+    tr.update(np.array([box]), np.array([0.99]), 0)
+    tr.update(np.array([box + [12, 0, 12, 0]]), np.array([0.99]), 1)
+    for f in range(5, 60, 4):
+        tr.predict(f - 2)  # a processed frame without detection in between
+        up = tr.update(np.array([box + [12 * f, 0, 12 * f, 0]]), np.array([0.99]), f)
+        assert not up.appeared and not up.ended, f
+    assert [t.id for t in tr.tracks] == [1]
+    assert tr.tracks[0].velocity[0] == pytest.approx(12, abs=0.5)

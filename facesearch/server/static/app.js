@@ -440,27 +440,17 @@ function followEvents() {
   else openEventSource();
 }
 
-// Where to resume: after the last event shown, unless the server restarted meanwhile (its
-// events are numbered afresh, so its newest is older than ours): then from its first.
-async function resumeAfter() {
-  if (state.lastEvent) {
-    const { events } = await api("GET", "events/recent?limit=1");
-    if (!events.length || events[events.length - 1].id < state.lastEvent) state.lastEvent = 0;
-  }
-  return state.lastEvent;
-}
-
 async function openEventSource() {
   let source;
   try {
-    source = new EventSource(`${API}/events?after=${await resumeAfter()}`);
+    source = new EventSource(`${API}/events?after=${state.lastEvent}`);
   } catch (_) {
     setTimeout(openEventSource, RETRY_MS);
     return;
   }
   source.addEventListener("open", () => timelineState(""));
   source.addEventListener("face", (e) => showEvent(JSON.parse(e.data)));
-  source.addEventListener("error", () => { // reopened here rather than by itself: see resumeAfter
+  source.addEventListener("error", () => { // reopened here, asking for what came after the last one shown
     source.close();
     timelineState("reconnecting…");
     setTimeout(openEventSource, RETRY_MS);
@@ -470,7 +460,7 @@ async function openEventSource() {
 async function readEventStream() {
   for (;;) {
     try {
-      const after = await resumeAfter();
+      const after = state.lastEvent; // ids grow across server restarts too
       const headers = keyHeaders({ Accept: "text/event-stream" });
       const response = await fetch(`${API}/events?after=${after}`, { headers, cache: "no-store" });
       if (response.status === 401) $("key-form").hidden = false;
