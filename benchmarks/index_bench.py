@@ -192,15 +192,22 @@ class Facesearch(Contender):
     name = "facesearch"
 
     def _params(self, ef: int | None = None):
-        from facesearch.gallery.index import IndexParams
+        """This CPU's defaults (``params_for_cpu``), or the variant ``DTYPE[+rrK]``."""
+        from dataclasses import replace
 
-        defaults = IndexParams()
-        return IndexParams(
-            connectivity=self.m or defaults.connectivity,
-            expansion_add=self.efc or defaults.expansion_add,
-            expansion_search=ef or defaults.expansion_search,
-            dtype=self.dtype or defaults.dtype,
+        from facesearch.gallery.index import params_for_cpu
+
+        p = params_for_cpu()
+        p = replace(
+            p,
+            connectivity=self.m or p.connectivity,
+            expansion_add=self.efc or p.expansion_add,
+            expansion_search=ef or p.expansion_search,
         )
+        if self.dtype:
+            dtype, _, rr = self.dtype.partition("+rr")
+            p = replace(p, dtype=dtype, rerank=int(rr) if rr else p.rerank, chosen_for="")
+        return p
 
     def build(self, vectors: np.ndarray) -> None:
         from facesearch.gallery.index import FaceIndex
@@ -842,7 +849,8 @@ def main() -> int:
         "--variants",
         nargs="*",
         default=["f32", "f16"],
-        help="facesearch with other storage types, for comparison (N <= --variants-max-n)",
+        help="facesearch with other storage types, for comparison (N <= --variants-max-n): "
+        "DTYPE or DTYPE+rrK (re-rank depth K; 0: none), e.g. i8+rr64 f16+rr0",
     )
     ap.add_argument("--variants-max-n", type=int, default=100_000)
     ap.add_argument("--workdir", type=Path, default=CACHE / "index_bench")
@@ -865,10 +873,10 @@ def main() -> int:
     if args.quick:
         args.n, args.queries = [10_000], 300
     if args.M is None or args.ef_construction is None:
-        from facesearch.gallery.index import IndexParams
+        from facesearch.gallery.index import params_for_cpu
 
-        args.M = args.M or IndexParams().connectivity
-        args.ef_construction = args.ef_construction or IndexParams().expansion_add
+        args.M = args.M or params_for_cpu().connectivity
+        args.ef_construction = args.ef_construction or params_for_cpu().expansion_add
     missing = [m for m in args.methods if not available(m, args.pg_url)]
     for m in missing:
         hint = (
@@ -884,6 +892,9 @@ def main() -> int:
     print(
         f"{len(real):,} real lfw_dev embeddings; {os.cpu_count()} cores; target recall@1 {args.target}"
     )
+    from facesearch.gallery.index import params_for_cpu
+
+    print(f"facesearch's index here: {params_for_cpu().choice}")
     args.pg, versions = None, {}
     if any(m in PG_METHODS for m in args.methods):
         if args.pg_url:

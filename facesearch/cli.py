@@ -25,6 +25,7 @@ from . import (
     given,
     load_image,
 )
+from .gallery.index import params_for_cpu
 from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
 
@@ -627,6 +628,11 @@ def run(args: argparse.Namespace) -> int:
                 if value is not None
             }
             params = dataclasses.replace(fs.index_params(), **changes) if changes else None
+            if fs.gallery_dir is not None and args.dtype is None and args.rerank is None:
+                # storage and re-rank depth re-chosen for this CPU (gallery/index.py)
+                params = params_for_cpu(base=params or fs.index_params())
+            elif params is not None:
+                params = dataclasses.replace(params, chosen_for="")
             t0 = time.perf_counter()
             n = fs.reindex(params)
             now = fs.index_params()
@@ -636,6 +642,8 @@ def run(args: argparse.Namespace) -> int:
                 f"ef_search={now.expansion_search or 'auto'}, {now.dtype}"
                 + (f", exact re-rank of {now.rerank})" if now.exact_rerank else ")")
             )
+            if now.chosen_for:
+                print(f"Index storage: {now.choice}")
             return 0
         if args.command in LIBRARY_COMMANDS:
             return LIBRARY_COMMANDS[args.command](fs, args)

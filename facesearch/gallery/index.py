@@ -43,8 +43,11 @@ class IndexParams:
     expansion_search: int = 0
     dtype: str = "i8"
     rerank: int = 64
+    chosen_for: str = ""  # the CPU kind ``params_for_cpu`` chose these for ("": not chosen so)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.chosen_for, str):
+            raise InputError(f"index chosen_for must be a string, not {self.chosen_for!r}")
         if self.dtype not in DTYPES:
             raise InputError(f"index dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         for name, low, high in (
@@ -67,10 +70,53 @@ class IndexParams:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @property
+    def choice(self) -> str:
+        """Why the index stores what it stores, for ``info``."""
+        kind = f"{self.dtype} + re-rank {self.rerank}" if self.exact_rerank else self.dtype
+        if self.chosen_for:
+            return f"{kind}: chosen for {self.chosen_for}"
+        return f"{kind}: set for this gallery (or its defaults from before the choice by CPU)"
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexParams:
         """The known fields of ``data``; missing ones take the defaults."""
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+# Storage and re-rank depth by the SIMD kind usearch dispatches to (``hardware_acceleration``),
+# measured with ``benchmarks/index_bench.py --n 100000`` (docs/performance.md, "The index at
+# scale"). On both kinds int8 is the fastest graph and recall@1 is limited by the graph, not by
+# the int8 ranking (re-ranking 8 or 64 candidates gave the same recall at every ef). With
+# AVX-512 (Sapphire Rapids) int8 + re-rank 64 was measured and is kept; on AVX2-only CPUs
+# ("haswell": memory-bound, each gathered float32 row costs more) the re-rank is 16 deep.
+AVX512_KINDS = ("skylake", "icelake", "genoa", "sapphire", "sapphireamx", "graniteamx", "turin")
+CPU_CHOICES: dict[str, dict[str, Any]] = {
+    "avx512": {"dtype": "i8", "rerank": 64},
+    "avx2": {"dtype": "i8", "rerank": 16},
+}
+
+
+def cpu_kind() -> str:
+    """usearch's SIMD kind for int8 vectors on this CPU ("haswell", "sapphire", "serial"...)."""
+    global _CPU_KIND
+    if _CPU_KIND is None:
+        from usearch.index import Index
+
+        _CPU_KIND = str(Index(ndim=8, metric="ip", dtype="i8").hardware_acceleration)
+    return _CPU_KIND
+
+
+_CPU_KIND: str | None = None
+
+
+def params_for_cpu(kind: str | None = None, base: IndexParams | None = None) -> IndexParams:
+    """``base`` (default: the defaults) with the storage type and re-rank depth chosen for the CPU
+    kind ``kind`` (default: this CPU's, ``cpu_kind``); ``chosen_for`` records the choice."""
+    kind = kind or cpu_kind()
+    family = "avx512" if kind in AVX512_KINDS else "avx2"
+    label = f"avx512 ({kind})" if family == "avx512" else f"{kind} (no AVX-512)"
+    return replace(base or IndexParams(), **CPU_CHOICES[family], chosen_for=label)
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -253,46 +299,49 @@ class FaceIndex:
         ``ef`` overrides the search breadth (``search_breadth``) for this call; ``threads`` caps
         the threads a batch is spread over (0: all cores).
         """
-        q = _unit(np.atleast_2d(vectors))
+        q = _unit(vectors)
         labels = np.full((len(q), k), -1, dtype=np.int64)
         dists = np.full((len(q), k), np.inf, dtype=np.float32)
-        if len(self) == 0 or k == 0 or len(q) == 0:
+        n = len(self._index)
+        if n == 0 or k == 0 or len(q) == 0:
             return labels, dists
         wanted = max(k, self.params.rerank) if self.exact is not None else k
-        ef = ef or self.search_breadth
-        if self._index.expansion_search != ef:
-            self._index.expansion_search = ef  # type: ignore[misc]
-        m = self._index.search(q, wanted, threads=threads)
-        keys = np.asarray(m.keys).reshape(len(q), -1).astype(np.int64)
-        dist = np.asarray(m.distances, dtype=np.float32).reshape(len(q), -1)
-        # usearch answers a one-row query with a single, already trimmed Matches.
-        counts = np.asarray(m.counts if hasattr(m, "counts") else [len(m.keys)]).reshape(-1)
-        filled = np.arange(keys.shape[1]) < counts[:, None]
+        ef = ef or self.params.expansion_search or auto_ef(n)
+        compiled = self._index._compiled  # usearch's own wrapper costs ~30 us a call
+        if compiled.expansion_search != ef:
+            compiled.expansion_search = ef
+        found = compiled.search_many(q, count=wanted, exact=False, threads=threads)
+        keys, dist, counts = found[0].astype(np.int64), found[1], found[2]
         if self.exact is not None:
-            keys, dist = self._rerank(q, np.where(filled, keys, -1))
-            filled = keys >= 0
-        width = min(k, keys.shape[1])
-        labels[:, :width][filled[:, :width]] = keys[:, :width][filled[:, :width]]
-        dists[:, :width][filled[:, :width]] = dist[:, :width][filled[:, :width]]
+            return self._rerank(q, keys, counts, labels, dists)
+        for i, c in enumerate(counts.tolist()):
+            c = min(c, k)
+            labels[i, :c], dists[i, :c] = keys[i, :c], dist[i, :c]
         return labels, dists
 
-    def _rerank(self, q: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates (-1: none) re-ordered by exact cosine distance, with those distances."""
+    def _rerank(
+        self,
+        q: np.ndarray,
+        keys: np.ndarray,
+        counts: np.ndarray,
+        labels: np.ndarray,
+        dists: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``counts[i]`` candidates ``keys[i]`` of each query, re-ordered by exact
+        cosine distance, into ``labels`` / ``dists`` (Q, k) with those distances."""
         assert self.exact is not None
         # one query at a time: a (C, D) @ (D,) product per query stays in cache, where one
         # batched (Q, C, D) gather and matmul is several times slower
-        out_keys = np.full(keys.shape, -1, np.int64)
-        out_dist = np.full(keys.shape, np.inf, np.float32)
+        k = labels.shape[1]
         rows = self.exact.table(int(keys.max()) + 1)
-        for i, row in enumerate(keys):
-            cand = row if row.min() >= 0 else row[row >= 0]
-            if len(cand) == 0:
+        for i, c in enumerate(counts.tolist()):
+            if c <= 0:
                 continue
+            cand = keys[i, :c]
             dist = 1.0 - (rows[cand] if rows is not None else self.exact.get(cand)) @ q[i]
-            order = np.argsort(dist)
-            out_keys[i, : len(cand)] = cand[order]
-            out_dist[i, : len(cand)] = dist[order]
-        return out_keys, out_dist
+            order = np.argsort(dist)[:k]
+            labels[i, : len(order)], dists[i, : len(order)] = cand[order], dist[order]
+        return labels, dists
 
     def save(self, path: Path) -> None:
         """Write the index atomically (temporary file, then rename); exact vectors first."""
@@ -356,6 +405,6 @@ def _usearch_metadata(path: Path) -> dict[str, Any]:
 def _unit(vectors: np.ndarray) -> np.ndarray:
     """C-contiguous float32 rows scaled to unit length (all-zero rows stay zero)."""
     v = np.array(vectors, dtype=np.float32, order="C", ndmin=2)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
     np.divide(v, norms, out=v, where=norms > 0)
     return v

@@ -36,7 +36,7 @@ from ..types import (
     ScannedPhoto,
     StoredPhoto,
 )
-from .index import FaceIndex, IndexParams, exact_path
+from .index import FaceIndex, IndexParams, exact_path, params_for_cpu
 from .scoring import candidate_faces, refine_candidates, score_people
 from .store import GalleryStore
 
@@ -83,6 +83,7 @@ class Gallery:
         self._threshold: Threshold | None = None  # cached until this object writes
         self._dirty = False
         db_path = self.directory / DB_NAME
+        new_gallery = not db_path.is_file()
         if writable:
             self._prepare_writable_dir()
             self._acquire_lock(wait)
@@ -93,7 +94,9 @@ class Gallery:
         try:
             self.store = GalleryStore(db_path, readonly=not writable)
             self.store.ensure_model(model_id, dim)
-            self.params = self._explicit_params or self._stored_params() or IndexParams()
+            self.params = (
+                self._explicit_params or self._stored_params() or self._new_params(new_gallery)
+            )
             self.index = self._open_index()
             self.generation = self.store.generation
         except BaseException:
@@ -189,6 +192,16 @@ class Gallery:
         except (ValueError, TypeError, InputError) as err:
             log.warning("ignoring unreadable index parameters in the gallery (%s)", err)
             return None
+
+    def _new_params(self, new_gallery: bool) -> IndexParams:
+        """A gallery without parameters of its own: when it is created, those chosen for this
+        CPU (``params_for_cpu``), stored so that it keeps them wherever it is opened; a gallery
+        from before that choice keeps the defaults it was built with."""
+        if not (new_gallery and self.writable):
+            return IndexParams()
+        params = params_for_cpu()
+        self.store.set_meta({PARAMS_KEY: json.dumps(params.to_dict())})
+        return params
 
     def _open_index(self) -> FaceIndex:
         count = self.store.count_indexed()
@@ -582,6 +595,7 @@ class Gallery:
                 "size": len(self.index),
                 "metric": "cosine" if self.index.metric in ("ip", "cos") else self.index.metric,
                 **self.index.params.to_dict(),
+                "choice": self.index.params.choice,
                 "ef_in_use": self.index.search_breadth,
                 "memory_bytes": self.index.memory_bytes,
                 "memory_mapped": self.index.view,

@@ -256,3 +256,137 @@ def test_gallery_keeps_its_params_across_reindex_and_reports_them(data, tmp_path
         assert g.index.params.dtype == "f32" and g.index.params.connectivity == 12
     meta = json.loads((g_dir / "faces.usearch.json").read_text())
     assert meta["params"]["connectivity"] == 12
+
+
+# -- storage chosen by CPU kind -------------------------------------------------------------------
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    """Pretend to be a CPU of the given usearch kind ("haswell", "sapphire", ...)."""
+    import facesearch.gallery.index as index_module
+
+    def pretend(kind: str) -> None:
+        monkeypatch.setattr(index_module, "_CPU_KIND", kind)
+
+    return pretend
+
+
+def synthetic(n: int = 3000, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors, and queries near 200 of them (noise, so the nearest is not the vector)."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((n, 512)).astype(np.float32)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    q = g[rng.choice(n, 200, replace=False)] + 0.05 * rng.standard_normal((200, 512))
+    return g, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "kind, dtype, rerank, label",
+    [
+        ("sapphire", "i8", 64, "avx512 (sapphire)"),
+        ("icelake", "i8", 64, "avx512 (icelake)"),
+        ("genoa", "i8", 64, "avx512 (genoa)"),
+        ("haswell", "i8", 16, "haswell (no AVX-512)"),
+        ("serial", "i8", 16, "serial (no AVX-512)"),
+    ],
+)
+def test_params_are_chosen_by_cpu_kind(cpu, kind, dtype, rerank, label):
+    from facesearch.gallery.index import cpu_kind, params_for_cpu
+
+    cpu(kind)
+    assert cpu_kind() == kind
+    p = params_for_cpu()
+    assert (p.dtype, p.rerank, p.chosen_for) == (dtype, rerank, label)
+    assert p.choice == f"{dtype} + re-rank {rerank}: chosen for {label}"
+    # an explicit kind wins over this CPU's; the rest of ``base`` is kept
+    q = params_for_cpu("haswell", base=IndexParams(connectivity=12, dtype="f32", rerank=0))
+    assert (q.connectivity, q.dtype, q.rerank) == (12, "i8", 16)
+    # the plain defaults are those measured with AVX-512, not chosen for any CPU
+    assert (IndexParams().dtype, IndexParams().rerank, IndexParams().chosen_for) == ("i8", 64, "")
+    assert IndexParams.from_dict(p.to_dict()) == p
+
+
+def test_this_cpu_kind_is_usearchs():
+    from usearch.index import Index
+
+    from facesearch.gallery.index import cpu_kind
+
+    assert cpu_kind() == Index(ndim=8, metric="ip", dtype="i8").hardware_acceleration
+
+
+@pytest.mark.parametrize("dtype, rerank", [("i8", 16), ("i8", 64), ("f16", 0), ("bf16", 0)])
+def test_recall_of_the_storage_choices(dtype, rerank):
+    """Every storage the choice (or the benchmark's variants) can give finds the nearest, with
+    exact distances where it re-ranks, and one query at a time answers what a batch answers."""
+    g, q = synthetic()
+    index = FaceIndex(512, IndexParams(dtype=dtype, rerank=rerank))
+    index.add(np.arange(len(g)), g)
+    labels, dists = index.search(q, 10, ef=128)
+    best = (q @ g.T).max(1)
+    assert np.mean(np.einsum("qd,qd->q", q, g[labels[:, 0]]) >= best - 1e-6) >= 0.99
+    exact = 1.0 - np.einsum("qd,qkd->qk", q, g[labels])
+    assert np.allclose(dists, exact, atol=1e-5 if rerank else 2e-2)
+    assert (np.diff(dists, axis=1) >= 0).all() if rerank else True
+    for i in range(0, 200, 25):
+        one, one_dist = index.search(q[i], 10, ef=128)
+        assert np.array_equal(one[0], labels[i]) and np.allclose(one_dist[0], dists[i])
+
+
+def records(vectors: np.ndarray) -> list[FaceRecord]:
+    return [
+        FaceRecord(f"p{i % 20}", f"p/{i}.jpg", f"h{i}", (0, 0, 9, 9), 0.99, v)
+        for i, v in enumerate(vectors)
+    ]
+
+
+@pytest.mark.parametrize(
+    "kind, rerank, label",
+    [("haswell", 16, "haswell (no AVX-512)"), ("sapphire", 64, "avx512 (sapphire)")],
+)
+def test_a_new_gallery_records_the_choice_for_its_cpu_and_keeps_it(
+    cpu, tmp_path, kind, rerank, label
+):
+    from facesearch.gallery.local import PARAMS_KEY
+
+    g_vecs, q = synthetic(400)
+    cpu(kind)
+    with Gallery(tmp_path / "g", "m", 512, writable=True) as g:
+        g.add(records(g_vecs))
+        info = g.info()["index"]
+        assert (info["dtype"], info["rerank"], info["chosen_for"]) == ("i8", rerank, label)
+        assert info["choice"] == f"i8 + re-rank {rerank}: chosen for {label}"
+        stored = json.loads(g.store.get_meta(PARAMS_KEY))
+        assert (stored["rerank"], stored["chosen_for"]) == (rerank, label)
+    # opened on another kind of CPU (read-only and writable), it keeps what it was created with
+    cpu("sapphire" if kind == "haswell" else "haswell")
+    for writable in (False, True):
+        with Gallery(tmp_path / "g", "m", 512, writable=writable) as g:
+            assert g.info()["index"]["chosen_for"] == label
+            assert g.index_params.rerank == rerank
+            assert g.search(g_vecs[7:8], 1)[0][0].name == "p7"
+
+
+def test_a_gallery_from_before_the_choice_keeps_the_old_defaults(cpu, tmp_path):
+    """A gallery created before storage was chosen by CPU holds no parameters of its own: it
+    keeps the defaults it was built with (i8 + re-rank 64), on any CPU, until ``reindex``."""
+    from facesearch.gallery.local import PARAMS_KEY
+
+    g_vecs, _ = synthetic(300)
+    cpu("haswell")
+    with Gallery(tmp_path / "g", "m", 512, writable=True) as g:
+        g.add(records(g_vecs))
+        g.store.set_meta({PARAMS_KEY: None})  # as galleries from before were
+    for writable in (False, True):
+        with Gallery(tmp_path / "g", "m", 512, writable=writable) as g:
+            p = g.index_params
+            assert (p.dtype, p.rerank, p.chosen_for) == ("i8", 64, "")
+            assert g.info()["index"]["choice"].startswith("i8 + re-rank 64: set for this gallery")
+            assert g.store.get_meta(PARAMS_KEY) is None
+    # reindex re-chosen for this CPU (what `facesearch reindex` without --dtype/--rerank does)
+    from facesearch.gallery.index import params_for_cpu
+
+    with Gallery(tmp_path / "g", "m", 512, writable=True) as g:
+        g.reindex(params_for_cpu(base=g.index_params))
+    with Gallery(tmp_path / "g", "m", 512) as g:
+        assert g.info()["index"]["choice"] == "i8 + re-rank 16: chosen for haswell (no AVX-512)"
