@@ -116,7 +116,7 @@ def picture_changes(page, first: tuple[str, int, int], seconds: float = 10) -> t
     """Wait until the picture shows other pixels than ``first``; returns it."""
     deadline = time.monotonic() + seconds
     shown = first
-    while shown[2] == first[2]:
+    while shown[1] == 0 or shown[2] == first[2]:  # 0: a new picture not decoded yet
         assert time.monotonic() < deadline, "the picture did not change"
         time.sleep(0.2)
         shown = picture(page)
