@@ -8,7 +8,7 @@ import pytest
 from receivers import Receiver
 
 from clipgen import walking_clip
-from conftest import FACES
+from conftest import CLIP_PEOPLE, FACES
 from facesearch import FaceSearch
 from facesearch.cli import main
 from facesearch.events.webhook import sign
@@ -17,13 +17,7 @@ from facesearch.live.video import Frame
 
 W, H, FPS = 640, 480, 10
 SEGMENT, GAP = 30, 14  # frames a person is in view, empty frames between people
-# (truth, photo): two enrolled people (their val photos; the gallery has their train photos)
-# and a stranger who is in no gallery
-PEOPLE = [
-    ("ben_afflek", FACES / "celebrity5" / "val" / "ben_afflek" / "1.jpg"),
-    ("mindy_kaling", FACES / "celebrity5" / "val" / "mindy_kaling" / "2.jpg"),
-    (None, FACES / "lfw_dev" / "images" / "Abbas_Kiarostami" / "Abbas_Kiarostami_0001.jpg"),
-]
+PEOPLE = CLIP_PEOPLE  # two enrolled people and a stranger (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from ..context import Context, ServerContext
 from ..errors import one_line, status_of
 from ..schemas import Model
 from ..uploads import Upload, read_form, read_uploads
+from . import images
 from .images import decode
 
 # CompreFace's error codes (its ``ExceptionCode``) for what can go wrong here
@@ -120,25 +121,15 @@ ERRORS: dict[Union[int, str], dict[str, Any]] = {
     code: {"model": CompreFaceError} for code in (400, 401, 403, 404, 413, 422, 503)
 }
 
-# OpenAPI: an image as multipart ``file`` or CompreFace's base64 JSON ``{"file": ...}``
+# OpenAPI: an image as the server's image bodies (multipart ``file``, raw bytes) or CompreFace's
+# base64 JSON ``{"file": ...}``
+_BASE64_FILE = {"type": "object", "properties": {"file": {"type": "string", "format": "byte"}}}
 IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "byte"}},
-                    "required": ["file"],
-                }
-            },
+            **images.IMAGE_BODY["requestBody"]["content"],
+            "application/json": {"schema": {**_BASE64_FILE, "required": ["file"]}},
         },
     }
 }
