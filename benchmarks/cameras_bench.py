@@ -259,7 +259,7 @@ def run_server(
 class LiveProcess:
     """One ``facesearch live`` process; notes its CPU time when its clip opens."""
 
-    def __init__(self, gallery: Path, clip: ClipInfo, folder: Path, args) -> None:
+    def __init__(self, gallery: Path, clip: ClipInfo, folder: Path, threads: int | None) -> None:
         self.clip = clip
         self.events_path = folder / f"{clip.camera}.events.jsonl"
         self.stats_path = folder / f"{clip.camera}.stats.json"
@@ -268,7 +268,7 @@ class LiveProcess:
         cmd += ["--events", str(self.events_path), "--stats", str(self.stats_path)]
         self.proc = subprocess.Popen(
             cmd,
-            env=child_env(args.threads),
+            env=child_env(threads),
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -314,9 +314,12 @@ class LiveProcess:
 
 
 def run_separate(
-    gallery: Path, clips: list[ClipInfo], folder: Path, args
+    gallery: Path, clips: list[ClipInfo], folder: Path, args, split: bool = False
 ) -> tuple[list[CameraRun], dict]:
-    procs = [LiveProcess(gallery, c, folder, args) for c in clips]
+    threads = args.threads
+    if split:  # the cores shared out: no process's threads wait on another's
+        threads = max(1, len(os.sched_getaffinity(0)) // len(clips))
+    procs = [LiveProcess(gallery, c, folder, threads) for c in clips]
     waited = [p.wait() for p in procs]
     cpu = sum(c for c, _ in waited)
     opened = [p.opened_at for p in procs if p.opened_at is not None]
@@ -327,6 +330,7 @@ def run_separate(
         "cpu_seconds": round(cpu, 2),
         "wall_s": round(wall, 2),
         "start_skew_s": round(max(opened) - min(opened), 2),
+        "threads": threads,
     }
     return [p.result() for p in procs], extra
 
@@ -404,7 +408,7 @@ def fmt_ms(v: float | None) -> str:
 
 def table(rows: list[Row]) -> str:
     out = [
-        "| cameras | mode | FPS per camera, mean / min | total FPS | vs separate | latency p50 / p95 ms "
+        "| cameras | run | FPS per camera, mean / min | total FPS | vs separate | latency p50 / p95 ms "
         "| CPU share | dropped | named | wrong names |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -422,18 +426,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--cameras", default="1,2,4", help="camera counts to run (default 1,2,4)")
+    ap.add_argument("--cameras", help="camera counts to run (default 1,2,4; --quick 1,2)")
     ap.add_argument("--source-fps", type=float, default=25.0, help="the clips' frame rate")
     ap.add_argument("--people", type=int, default=4, help="enrolled walkers per clip (max 5)")
     ap.add_argument("--walk", type=float, default=3.0, help="seconds each walker is in view")
     ap.add_argument("--gap", type=float, default=1.2, help="seconds between two walkers")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every process")
-    ap.add_argument("--modes", default="separate,server")
+    ap.add_argument(
+        "--modes",
+        default="separate,split,server",
+        help="separate: live processes with torch's default threads; split: with the cores "
+        "shared out (OMP_NUM_THREADS = cores / N); server: one facesearch serve",
+    )
     ap.add_argument("--quick", action="store_true", help="1 and 2 cameras, 2 people a clip")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.quick:
-        args.cameras, args.people = "1,2", 2
+        args.people = 2
+    args.cameras = args.cameras or ("1,2" if args.quick else "1,2,4")
     counts = [int(x) for x in args.cameras.split(",")]
     modes = args.modes.split(",")
     use_shared_models()
@@ -460,19 +470,26 @@ def main() -> int:
         for n in counts:
             got: dict[str, Row] = {}
             for mode in modes:
+                if mode == "split" and cores // n >= cores:
+                    continue  # one process: the same as "separate"
                 work = folder / f"{mode}-{n}"
                 work.mkdir()
-                run = run_server if mode == "server" else run_separate
-                runs, extra = run(gallery, clips[:n], work, args)
-                row = got[mode] = summarise(mode, clips[:n], runs, extra, cores)
+                if mode == "server":
+                    runs, extra = run_server(gallery, clips[:n], work, args)
+                else:
+                    runs, extra = run_separate(gallery, clips[:n], work, args, mode == "split")
+                label = {"separate": "separate live", "server": "one server"}.get(mode, "")
+                if mode == "split":
+                    label = f"separate live, {extra['threads']} thread(s) each"
+                row = got[mode] = summarise(label, clips[:n], runs, extra, cores)
                 print(
-                    f"  {n} camera(s), {mode}: {row.fps_total:.1f} FPS total, named "
+                    f"  {n} camera(s), {label}: {row.fps_total:.1f} FPS total, named "
                     f"{row.named}/{row.walks}, wrong {row.wrong}",
                     flush=True,
                 )
-            if "separate" in got:
-                for row in got.values():
-                    row.vs_separate = row.fps_total / got["separate"].fps_total
+            base = max((r.fps_total for m, r in got.items() if m != "server"), default=0.0)
+            for row in got.values():  # against the better of the separate runs
+                row.vs_separate = row.fps_total / base if base else None
             rows += got.values()
     text = table(rows)
     print()
