@@ -7,7 +7,7 @@ Set-up (in a temporary folder): a gallery with celebrity5/train enrolled (5 peop
 of the five enrolled people, each on one of their celebrity5/val photos that ``identify``
 names as a still, and one stranger (a one-photo lfw_dev person it calls unknown), walking
 across the scene one after another (``--walk`` s each, ``--gap`` s apart), in a different order
-and with different photos on every clip. Both modes play every clip once at real time, newest
+and with different photos on every clip. Every run plays each clip once at real time, newest
 frame only (frames the recognizer cannot keep up with are dropped and counted):
 
 * server: one real ``facesearch serve --config cameras.toml`` process on a loopback port, the
@@ -17,17 +17,20 @@ frame only (frames the recognizer cannot keep up with are dropped and counted):
   the events are read from ``/api/v1/events/recent`` at the end;
 * separate: N ``facesearch live --source clipK --headless --realtime --events FILE --stats
   FILE`` processes started at once (each loads its models before it opens its clip); frames,
-  skipped frames and latency from ``--stats``, events from ``--events``.
+  skipped frames and latency from ``--stats``, events from ``--events``; with torch's default
+  threads (each process as many as there are cores), and ("split", N > 1) with the cores
+  shared out among them (``OMP_NUM_THREADS`` = cores / N, at least 1).
 
-Per mode and N: processed FPS per camera = frames processed / the clip's length (a real-time
-source plays for exactly that long), mean and min over the cameras, and their total; the ratio
-of the server's total to the separate processes' total at the same N; latency p50/p95 (the
-largest over the cameras); CPU share = CPU seconds of the process(es) while the clips play
-(from all cameras running to all ended for the server; from its clip opening to its exit for a
-live process) / wall / cores; dropped = frames skipped / frames of the clips; named = enrolled
-walks with a ``recognized`` event of the right name during the walk; wrong = ``recognized``
-events with another name (the stranger named counts here). Both modes use torch's default
-threads (``--threads`` sets ``OMP_NUM_THREADS`` for every process instead).
+Per run and N: processed FPS per camera = frames processed / the clip's length (a real-time
+source plays for exactly that long), mean and min over the cameras, and their total; "vs
+separate" = the total / the better separate run's total at the same N; latency p50/p95
+(capture to result; the largest over the cameras); CPU share = CPU seconds of the process(es)
+while the clips play (from all cameras running to all ended for the server; from its clip
+opening to its exit for a live process) / wall / cores; dropped = frames skipped / frames of
+the clips; named = enrolled walks with a ``recognized`` event of the right name between the
+walk's first frame and the next walk's; wrong = ``recognized`` events with another name (the
+stranger named counts here). ``--threads`` sets ``OMP_NUM_THREADS`` for the server and the
+default separate run. ``--quick``: 1 and 2 cameras, 2 enrolled walkers a clip (about 4 min).
 
     flock /tmp/facesearch-heavy.lock python benchmarks/cameras_bench.py [--cameras 1,2,4]
         [--source-fps 25] [--walk 3.0] [--gap 1.2] [--threads N] [--quick] [--json PATH]
