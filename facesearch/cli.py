@@ -331,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest face looked for, in pixels of the detection frame (default 20)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--stats",
+        metavar="FILE",
+        help="write the run's summary as JSON at the end (frames, FPS, skipped frames, "
+        "latency p50/p95)",
+    )
 
     p = add("calibrate", "set the gallery's threshold for a stranger false-accept rate on FOLDER")
     _eval_options(p, far_default=0.001)
@@ -929,6 +935,8 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
     # fail now (no gallery, wrong model) rather than after the camera opened
     rule = fs.threshold_in_force(args.threshold)
     print(f"{PROG}: threshold {rule.value:.3f} ({rule.source})", file=sys.stderr)
+    # loaded before the source opens: a live source's first seconds are not lost to loading
+    fs.load_models()
     options = LiveOptions(
         detect_width=args.detect_width,
         detect_every=args.detect_every,
@@ -987,6 +995,12 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         f"{stats.embedded_faces} face embeddings, {source.dropped} frames skipped",
         file=sys.stderr,
     )
+    if args.stats:
+        summary = {**stats.to_dict(), "skipped": source.dropped, "source_fps": source.fps}
+        try:
+            Path(args.stats).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"{args.stats}: cannot write the stats ({err.strerror})") from err
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FaceSearchError
-from ..live.recognizer import FrameResult
+from ..live.recognizer import FrameResult, percentile_ms
 from ..live.runner import draw_overlay
 from ..live.video import Frame, FrameSource
 from .config import CameraSpec
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
 FPS_WINDOW = 30  # frames the reported FPS is measured over
+LATENCY_WINDOW = 300  # frames the reported latency percentiles are taken over
 STALLED_S = 5.0  # a running source without a new frame for this long is reported stalled
 PICTURE_QUALITY = 80
 
@@ -41,6 +42,9 @@ class CameraStatus:
     reconnects: int
     width: int
     height: int
+    #: capture to result of the last ``LATENCY_WINDOW`` frames, ms (None before the first)
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "fps": round(self.fps, 1)}
@@ -71,6 +75,7 @@ class Camera:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._shown_at: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._last_frame_at = 0.0
         self._shown: tuple[Frame, FrameResult] | None = None
         self._picture: tuple[tuple[int, int], bytes] | None = None
@@ -116,6 +121,7 @@ class Camera:
                 self._dropped_before += self.source.dropped
             self.source = source
             self._shown_at.clear()  # the rate of this session's frames, not across the gap
+            self._latencies.clear()
             self.session += 1
             self.state, self.error, delay = "running", None, RETRY_FIRST_S
             self._last_frame_at = time.perf_counter()
@@ -150,9 +156,11 @@ class Camera:
     # -- what was seen -------------------------------------------------------------------------
 
     def show(self, frame: Frame, result: FrameResult) -> None:
-        """Record a processed frame (the worker calls this): the picture and the rates."""
+        """Record a processed frame (the worker calls this): the picture, the rates and the
+        latency (capture to result)."""
         now = time.perf_counter()
         self._shown_at.append(now)
+        self._latencies.append(result.latency)
         self._last_frame_at = now
         self.frames += 1
         with self._picture_lock:
@@ -200,6 +208,7 @@ class Camera:
         if state == "running" and time.perf_counter() - self._last_frame_at > STALLED_S:
             state = "stalled"
         fps = self.fps if state == "running" else 0.0
+        latencies = list(self._latencies)
         return CameraStatus(
             self.name,
             self.spec.describe(),
@@ -211,4 +220,6 @@ class Camera:
             self.reconnects,
             source.width if source is not None else 0,
             source.height if source is not None else 0,
+            percentile_ms(latencies, 50),
+            percentile_ms(latencies, 95),
         )

@@ -122,6 +122,27 @@ class LiveStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The counts, the rate and the latency percentiles (capture to result, ms)."""
+        return {
+            "frames": self.frames,
+            "detected_frames": self.detected_frames,
+            "embedded_faces": self.embedded_faces,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "latency_p50_ms": percentile_ms(self.latencies, 50),
+            "latency_p95_ms": percentile_ms(self.latencies, 95),
+        }
+
+
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (nearest rank) of ``seconds``, in ms rounded to 0.1; None if empty."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(1000 * ordered[k], 1)
+
 
 class LiveRecognizer:
     """Turns frames into tracked, named faces and events (no I/O: see ``run_live``)."""

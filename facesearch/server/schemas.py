@@ -7,7 +7,7 @@ of silently reaching clients. They also document the API in ``/openapi.json`` an
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Model(BaseModel):
@@ -167,6 +167,12 @@ class CameraOut(Model):
     reconnects: int
     width: int
     height: int
+    latency_p50_ms: Optional[float] = Field(
+        None, description="capture to result, median of the last 300 frames (ms)"
+    )
+    latency_p95_ms: Optional[float] = Field(
+        None, description="capture to result, 95th percentile of the last 300 frames (ms)"
+    )
 
 
 class ReadyOut(Model):

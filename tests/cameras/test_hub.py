@@ -133,6 +133,8 @@ def test_both_cameras_share_the_recognition_batches(run):
     assert stats["cameras"] == 2 and stats["error"] is None
     assert stats["largest_round"] == 2  # frames of both cameras detected and embedded together
     assert run["status"]["door"].frames > 0 and run["status"]["yard"].frames > 0
+    for status in run["status"].values():  # capture to result, over the recent frames
+        assert 0 < status.latency_p50_ms <= status.latency_p95_ms < 5000, status
 
 
 def test_every_decision_keeps_a_snapshot_of_the_face(run):

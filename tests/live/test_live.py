@@ -59,6 +59,8 @@ def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
                 hook.url,
                 "--camera-name",
                 "hall",
+                "--stats",
+                str(tmp_path / "stats.json"),
             ]
         )
     finally:
@@ -66,6 +68,10 @@ def test_headless_live_names_enrolled_people_and_marks_a_stranger_unknown(
     _, err = capsys.readouterr()
     assert code == 0, err
     assert f"{n_frames} frames" in err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] == n_frames and stats["skipped"] == 0 and stats["source_fps"] == FPS
+    assert 0 < stats["latency_p50_ms"] <= stats["latency_p95_ms"]
+    assert stats["fps"] == pytest.approx(n_frames / stats["seconds"], rel=0.01)
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     # the webhook got every event (delivered before live returned), with the camera and a time
     assert [{k: e[k] for k in e if k not in ("camera", "time")} for e in hook.got] == events
