@@ -1,8 +1,10 @@
-"""``CameraHub``: every camera of the server recognised by one worker thread over the server's
-``FaceSearch`` (its loaded models and gallery), with their frames detected, and their faces
-embedded, in shared batches.
+"""``CameraHub``: every camera of the server recognised over the server's ``FaceSearch`` (its
+loaded models and gallery) by a few worker threads (one per core, at most one per camera), each
+with its share of the cameras, whose frames it detects, and whose faces it embeds, in shared
+batches.
 
-Each round takes the newest unprocessed frame of every camera that has one and runs the stages
+Each round of a worker takes the newest unprocessed frame of each of its cameras that has one
+and runs the stages
 of ``LiveRecognizer`` (one per camera) over all of them: one detection call for the frames due
 for detection, one FaceNet batch for the faces due for embedding, then each camera's votes and
 events. Events get a snapshot of the face (``recognized`` and ``unknown``), go to the timeline
@@ -12,6 +14,7 @@ events. Events get a snapshot of the face (``recognized`` and ``unknown``), go t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +50,7 @@ class _Live:
         self.recognizer = LiveRecognizer(fs, camera.spec.options, first_track)
         self.last: Frame | None = None
         self.snapshots: dict[int, str] = {}  # track -> its latest snapshot id
+        self.forgotten = 0  # the hub's ``_forget`` count this recognizer has acted on
 
 
 class CameraHub:
@@ -59,6 +63,7 @@ class CameraHub:
         snapshot_dir: Path,
         *,
         opener: Callable[[Any], Any] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.fs = fs
         self.config = config
@@ -71,10 +76,16 @@ class CameraHub:
         self.round_frames = 0
         self.largest_round = 0
         self.error: str | None = None
+        #: recognition workers, each with its share of the cameras (default: one per core, at
+        #: most one per camera): frames in parallel use the cores better than one worker whose
+        #: every torch op is split over them
+        self.workers = max(1, min(len(self.cameras), workers or os.cpu_count() or 1))
         self._live: dict[str, _Live] = {}
         self._stop = threading.Event()
-        self._forget = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._forget = 0  # bumped when everyone enrolled may have changed: names are re-decided
+        self._stats_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._torch_threads: int | None = None
 
     def start(self) -> None:
         """Open the event sinks and the cameras and start recognising (no-op without cameras
@@ -85,14 +96,31 @@ class CameraHub:
             return
         for cam in self.cameras.values():
             cam.start()
-        self._thread = threading.Thread(target=self._run, name="facesearch-cameras", daemon=True)
-        self._thread.start()
+        if self.workers > 1:
+            import torch
+
+            # each worker gets its share of the cores for the models' own threads (the
+            # process's setting: given back at stop)
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, self._torch_threads // self.workers))
+        names = list(self.cameras)
+        for i in range(self.workers):
+            mine = [self.cameras[n] for n in names[i :: self.workers]]
+            thread = threading.Thread(
+                target=self._run, args=(mine,), name=f"facesearch-cameras-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         """Stop the cameras, send ``leave`` for the faces still in view, deliver what is queued."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
         for cam in self.cameras.values():
             cam.stop()
         for name, live in list(self._live.items()):
@@ -103,10 +131,11 @@ class CameraHub:
 
     # -- the worker ----------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, cameras: list[Camera]) -> None:
+        """One worker: rounds over ``cameras``' newest frames until the hub stops."""
         while not self._stop.is_set():
             ready: list[tuple[Camera, _Live, Frame]] = []
-            for cam in self.cameras.values():
+            for cam in cameras:
                 live = self._session(cam)
                 frame = cam.read() if live is not None else None
                 if live is not None and frame is not None:
@@ -136,12 +165,14 @@ class CameraHub:
                 self._emit(cam, live, live.recognizer.finish(live.last), live.last)
         if live is None and cam.session > 0:
             live = self._live[cam.name] = _Live(self.fs, cam, first_track)
+            live.forgotten = self._forget
         return live
 
     def _round(self, ready: list[tuple[Camera, _Live, Frame]]) -> None:
-        if self._forget.is_set():
-            self._forget.clear()
-            for live in self._live.values():
+        forget = self._forget
+        for _, live, _ in ready:
+            if live.forgotten != forget:
+                live.forgotten = forget
                 live.recognizer.forget_names()
         steps = [(cam, live, live.recognizer.start(frame)) for cam, live, frame in ready]
         self._detect(steps)
@@ -153,9 +184,10 @@ class CameraHub:
             live.last = step.frame
             cam.show(step.frame, result)
             self._emit(cam, live, result.events, step.frame)
-        self.rounds += 1
-        self.round_frames += len(steps)
-        self.largest_round = max(self.largest_round, len(steps))
+        with self._stats_lock:
+            self.rounds += 1
+            self.round_frames += len(steps)
+            self.largest_round = max(self.largest_round, len(steps))
 
     def _detect(self, steps: list[tuple[Camera, _Live, FrameStep]]) -> None:
         """One detection call for the frames due (per ``min_face``, which selects the detector)."""
@@ -215,6 +247,7 @@ class CameraHub:
             if self.rounds
             else None,
             "largest_round": self.largest_round,
+            "workers": self.workers,
             "events": self.dispatcher.stats() if self.dispatcher is not None else {},
             "snapshots": len(self.snapshots),
             "error": self.error,
@@ -238,7 +271,7 @@ class CameraHub:
             box=snap.box,
             source=f"camera {snap.camera} {when}",
         )
-        self._forget.set()  # every camera names its faces again, with the new person known
+        self._forget += 1  # every camera names its faces again, with the new person known
         named = self.snapshots.mark_named(snap_id, name)
         return (named or snap), face_id
 

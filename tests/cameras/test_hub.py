@@ -47,7 +47,7 @@ def run(tmp_path_factory, enrolled, detector, embedder, door_clip):
         webhook_secret="s3cret",
         mqtt=f"mqtt://127.0.0.1:{broker.port}",
     )
-    hub = CameraHub(fs, config, tmp / "snapshots")
+    hub = CameraHub(fs, config, tmp / "snapshots", workers=1)  # one worker: shared batches
     seen: dict[str, list] = {"states": []}
     try:
         hub.start()
