@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -25,7 +24,6 @@ from . import (
     given,
     load_image,
 )
-from .gallery.index import params_for_cpu
 from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
 
@@ -633,14 +631,8 @@ def run(args: argparse.Namespace) -> int:
                 )
                 if value is not None
             }
-            params = dataclasses.replace(fs.index_params(), **changes) if changes else None
-            if fs.gallery_dir is not None and args.dtype is None and args.rerank is None:
-                # storage and re-rank depth re-chosen for this CPU (gallery/index.py)
-                params = params_for_cpu(base=params or fs.index_params())
-            elif params is not None:
-                params = dataclasses.replace(params, chosen_for="")
             t0 = time.perf_counter()
-            n = fs.reindex(params)
+            n = fs.reindex_changed(**changes)
             now = fs.index_params()
             print(
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s "

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 from PIL import Image
@@ -915,6 +916,20 @@ class FaceSearch:
         """Rebuild the HNSW index from the database (with ``params``: as the gallery's new ones)."""
         with self._writing() as gallery:
             return gallery.reindex(params)
+
+    def reindex_changed(self, **changes: Any) -> int:
+        """``reindex`` with ``changes`` (``IndexParams`` fields) made to the gallery's parameters.
+        A directory gallery whose storage type and re-rank depth are not among them gets those
+        chosen for this CPU (``params_for_cpu``); set by hand, they are the gallery's own."""
+        from .gallery.index import params_for_cpu
+
+        current = self.index_params()
+        params = dataclasses.replace(current, **changes) if changes else None
+        if self.gallery_dir is not None and "dtype" not in changes and "rerank" not in changes:
+            params = params_for_cpu(base=params or current)
+        elif params is not None:
+            params = dataclasses.replace(params, chosen_for="")
+        return self.reindex(params)
 
     def index_params(self) -> IndexParams:
         """The HNSW parameters of this gallery's index as it is now."""

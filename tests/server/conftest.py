@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,15 @@ def save_screenshot(page, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
     shot.quantize(256).save(path, optimize=True)
+
+
+@contextmanager
+def watched_page(browser, url: str) -> Iterator:
+    """A desktop-sized page open at ``url``; fails if the page's JavaScript threw meanwhile."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url)
+    yield page
+    assert not errors, errors
+    page.close()

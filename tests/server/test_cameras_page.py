@@ -21,7 +21,7 @@ import pytest
 from clipgen import walking_clip
 from conftest import REPO
 
-from .conftest import KEY, LFW, VAL, expect, save_screenshot, serve_process, stop
+from .conftest import KEY, LFW, VAL, expect, save_screenshot, serve_process, stop, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -63,17 +63,12 @@ def server(scene):
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
-    # the server wants a key: the page asks for one, then shows the cameras
-    page.fill("#key-input", KEY)
-    page.click("#key-form button[type=submit]")
-    page.wait_for_selector("#cameras:not([hidden]) .camera[data-name='door']")
-    yield page
-    assert not errors, errors
-    page.close()
+    with watched_page(browser, server) as page:
+        # the server wants a key: the page asks for one, then shows the cameras
+        page.fill("#key-input", KEY)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#cameras:not([hidden]) .camera[data-name='door']")
+        yield page
 
 
 def get(url: str, path: str):
@@ -129,18 +124,13 @@ def test_without_a_key_the_page_shows_the_mjpeg_stream_and_the_event_source(brow
     clip, gallery = scene
     proc, url = serve_process(gallery("open"), "--camera", f"door={clip}")
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(url)
-        page.wait_for_selector("#cameras:not([hidden]) .camera[data-name='door']")
-        first = wait_for_picture(page)
-        assert "/api/v1/cameras/door/stream?" in first[0]  # the <img> shows the MJPEG stream
-        picture_changes(page, first)
-        recognized = page.locator(f"#timeline li.recognized[data-name='{ENROLLED}']").first
-        expect(recognized).to_be_visible(timeout=WAIT_MS)
-        assert not errors, errors
-        page.close()
+        with watched_page(browser, url) as page:
+            page.wait_for_selector("#cameras:not([hidden]) .camera[data-name='door']")
+            first = wait_for_picture(page)
+            assert "/api/v1/cameras/door/stream?" in first[0]  # the <img>: the MJPEG stream
+            picture_changes(page, first)
+            recognized = page.locator(f"#timeline li.recognized[data-name='{ENROLLED}']").first
+            expect(recognized).to_be_visible(timeout=WAIT_MS)
     finally:
         assert stop(proc) == 0
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO
 
-from .conftest import BBT, GROUP, expect, save_screenshot, serve_process, stop
+from .conftest import BBT, GROUP, expect, save_screenshot, serve_process, stop, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -40,14 +40,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
-    page.wait_for_selector("#people-grid li")
-    yield page
-    assert not errors, errors
-    page.close()
+    with watched_page(browser, server) as page:
+        page.wait_for_selector("#people-grid li")
+        yield page
 
 
 # howard5.png's only detection is an eye (score 0.84): below the quality gate, never enrolled
