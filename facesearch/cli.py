@@ -63,8 +63,9 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--runtime",
         choices=list(RUNTIMES),
         default=default(os.environ.get("FACESEARCH_RUNTIME", "auto")),
-        help="where FaceNet runs on a CPU: auto (torch) or openvino (pip install "
-        "'facesearch[fast]'; experimental, see docs/performance.md); also $FACESEARCH_RUNTIME",
+        help="where FaceNet runs: auto (ONNX Runtime for fp32 on the CPU when installed, else "
+        "torch), torch, onnxruntime, or openvino (experimental; both: pip install "
+        "'facesearch[fast]', see docs/performance.md); also $FACESEARCH_RUNTIME",
     )
     parser.add_argument(
         "--no-quality-gate",

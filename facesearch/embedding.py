@@ -26,7 +26,8 @@ class FaceEmbedder:
     """Maps standardised 160x160 crops to unit-norm 512-d vectors; weights load on first use.
 
     ``precision="auto"`` runs in bfloat16 on CPUs that compute it natively (about 2x faster;
-    embeddings agree with fp32 to ~1e-4 in cosine) and in fp32 everywhere else.
+    embeddings agree with fp32 to ~1e-4 in cosine) and in fp32 everywhere else, on ONNX Runtime
+    where it is installed (``runtimes.py``).
     With ``flip`` (the default) each vector is the normalised sum of the crop's embedding and its
     mirror image's, which is steadier under pose and lighting (README, "Accuracy").
     """

@@ -1,15 +1,19 @@
-"""Where FaceNet's forward pass runs on a CPU: torch, or OpenVINO.
+"""Where FaceNet's forward pass runs on a CPU: torch, ONNX Runtime, or OpenVINO.
 
-``benchmarks/embed_runtime_bench.py`` measured, on the same crops (flip averaging included),
-OpenVINO bf16 at 1.7x torch's bf16 autocast on a CPU with AMX, with embeddings at cosine
->= 0.9996 of torch fp32's (docs/performance.md). It is an optional extra
-(``pip install 'facesearch[fast]'``) that must be asked for (``runtime="openvino"``):
-``"auto"`` is torch. In a process where usearch had built an HNSW index in half precision
-before OpenVINO compiled the network, OpenVINO returned different embeddings for the same crops
-from one call to the next (the test suite caught it in one test order), so it is not a default
-until that is understood. OpenVINO's fp32 was not faster than torch's. ONNX Runtime 1.31 was 1.8x torch fp32 but crashes a process that loaded usearch before
-it, so it is not offered. The network is exported to ONNX once from the verified weights and
-cached in the user cache (``onnx/facenet-<sha256 of the weights>.onnx``).
+``benchmarks/embed_runtime_bench.py`` measured, on the same crops (flip averaging included):
+
+* CPUs without native bf16 (fp32, most laptops): ONNX Runtime fp32 at 1.4x torch fp32 on an
+  AVX2-only AMD EPYC and 1.8x on a Sapphire Rapids Xeon, with the same embeddings (cosine
+  1.00000). ``"auto"`` picks it for fp32 on the CPU when ``onnxruntime`` is installed
+  (``pip install 'facesearch[fast]'``); it must load before usearch (``native.py``).
+* CPUs with native bf16: OpenVINO bf16 at 1.7x torch's bf16 autocast with AMX, embeddings at
+  cosine >= 0.9996 of torch fp32's. It must be asked for (``runtime="openvino"``): in a process
+  where usearch had built an HNSW index in half precision before OpenVINO compiled the network,
+  OpenVINO returned different embeddings for the same crops from one call to the next (the test
+  suite caught it in one test order). OpenVINO's f32 was not faster than torch's.
+
+The network is exported to ONNX once from the verified weights and cached in the user cache
+(``onnx/facenet-<sha256 of the weights>.onnx``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from . import native
 from .config import user_cache_dir
 from .errors import InputError, WeightsError
 
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "torch", "openvino")
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
@@ -41,17 +46,25 @@ def _installed(module: str) -> bool:
 
 
 def resolve_runtime(runtime: str, precision: str, device: torch.device) -> str:
-    """The runtime to use: the one asked for; "auto" is torch (see the module docstring)."""
+    """The runtime to use: the one asked for; "auto" is ONNX Runtime for fp32 on the CPU where
+    it is installed, torch everywhere else (see the module docstring)."""
     if runtime not in RUNTIMES:
         raise InputError(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
-    ready = _installed("openvino") and _installed("onnx")
-    if runtime == "openvino":
-        if device.type != "cpu":
-            raise InputError("--runtime openvino runs on the CPU; use --device cpu")
-        if not ready:
-            raise InputError("--runtime openvino is not installed: pip install 'facesearch[fast]'")
-        return runtime
-    return "torch"
+    if runtime == "auto":
+        fp32_cpu = device.type == "cpu" and precision == "fp32"
+        return "onnxruntime" if fp32_cpu and _installed("onnxruntime") else "torch"
+    if runtime != "torch" and device.type != "cpu":
+        raise InputError(f"--runtime {runtime} runs on the CPU; use --device cpu")
+    if runtime == "onnxruntime":
+        if precision != "fp32":
+            raise InputError("--runtime onnxruntime runs in fp32; use --precision fp32")
+        if not _installed("onnxruntime"):
+            raise InputError(
+                "--runtime onnxruntime is not installed: pip install 'facesearch[fast]'"
+            )
+    if runtime == "openvino" and not (_installed("openvino") and _installed("onnx")):
+        raise InputError("--runtime openvino is not installed: pip install 'facesearch[fast]'")
+    return runtime
 
 
 def onnx_file(model: torch.nn.Module, weights: Path) -> Path:
@@ -85,6 +98,13 @@ def onnx_file(model: torch.nn.Module, weights: Path) -> Path:
 
 def load_runner(runtime: str, onnx_path: Path, precision: str) -> Runner:
     """A function from crops (N, 3, 160, 160) float32 to raw embeddings (N, 512)."""
+    if runtime == "onnxruntime":
+        ort = native.onnxruntime()
+        if ort is None:
+            raise InputError(
+                "--runtime onnxruntime is not installed: pip install 'facesearch[fast]'"
+            )
+        return _onnxruntime_runner(ort, onnx_path)
     if runtime == "openvino":
         import openvino as ov
 
@@ -103,3 +123,31 @@ def load_runner(runtime: str, onnx_path: Path, precision: str) -> Runner:
 
         return run
     raise ValueError(runtime)
+
+
+def _onnxruntime_runner(ort: Any, onnx_path: Path) -> Runner:
+    """ONNX Runtime on as many threads as torch is given at the time of the call (the cameras
+    give each worker its share), one session per thread count; sessions run concurrently."""
+    import torch
+
+    sessions: dict[int, Any] = {}
+    lock = threading.Lock()
+
+    def session(threads: int) -> Any:
+        with lock:
+            if threads not in sessions:
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = threads
+                opts.inter_op_num_threads = 1
+                # idle threads sleep rather than spin: the detector's torch threads share the cores
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                sessions[threads] = ort.InferenceSession(
+                    str(onnx_path), opts, providers=["CPUExecutionProvider"]
+                )
+            return sessions[threads]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        sess = session(max(1, torch.get_num_threads()))
+        return np.asarray(sess.run(None, {"crops": np.ascontiguousarray(x, np.float32)})[0])
+
+    return run

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GalleryError, InputError
+from ..native import usearch_index
 
 DTYPES = ("f32", "f16", "bf16", "i8")
 AUTO_EF = (64, 160, 100_000, 0.4, 1024)  # floor, ef at the reference size, that size, exponent, cap
@@ -101,7 +102,7 @@ def cpu_kind() -> str:
     """usearch's SIMD kind for int8 vectors on this CPU ("haswell", "sapphire", "serial"...)."""
     global _CPU_KIND
     if _CPU_KIND is None:
-        from usearch.index import Index
+        Index = usearch_index()
 
         _CPU_KIND = str(Index(ndim=8, metric="ip", dtype="i8").hardware_acceleration)
     return _CPU_KIND
@@ -233,7 +234,7 @@ class FaceIndex:
     """
 
     def __init__(self, dim: int, params: IndexParams | None = None) -> None:
-        from usearch.index import Index
+        Index = usearch_index()
 
         self.dim = dim
         self.view = False
@@ -395,7 +396,7 @@ def exact_path(index_path: Path) -> Path:
 
 
 def _usearch_metadata(path: Path) -> dict[str, Any]:
-    from usearch.index import Index
+    Index = usearch_index()
 
     meta = Index.metadata(str(path))
     if meta is None:

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..native import usearch_index
+
 EXACT_UP_TO = 20_000  # faces; above this, neighbours come from an HNSW index
 
 
@@ -241,7 +243,7 @@ def _knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, 
             idx[s : s + 2048] = part
             dist[s : s + 2048] = np.take_along_axis(d, part, 1)
         return idx, dist
-    from usearch.index import Index
+    Index = usearch_index()
 
     # half precision: 4x faster to build and search than f32 here, 0.98 of the true 16 neighbours
     # (measured at 40k faces); a missed neighbour is almost always reached through another

@@ -12,6 +12,7 @@ from conftest import FACES
 from facesearch.errors import GalleryError, InputError
 from facesearch.gallery import Gallery
 from facesearch.gallery.index import FaceIndex, IndexParams, auto_ef, exact_path
+from facesearch.native import usearch_index
 from facesearch.types import FaceRecord
 
 LFW = FACES / "lfw_dev" / "images"
@@ -204,7 +205,7 @@ def test_missing_exact_vectors_is_an_unreadable_index(data, tmp_path):
 
 def test_old_cos_index_still_loads(data, tmp_path):
     """facesearch 0.2 saved f32 indexes with usearch's "cos" metric."""
-    from usearch.index import Index
+    Index = usearch_index()
 
     gallery, queries = data
     old = Index(ndim=gallery.shape[1], metric="cos", dtype="f32", connectivity=16)
@@ -308,7 +309,7 @@ def test_params_are_chosen_by_cpu_kind(cpu, kind, dtype, rerank, label):
 
 
 def test_this_cpu_kind_is_usearchs():
-    from usearch.index import Index
+    Index = usearch_index()
 
     from facesearch.gallery.index import cpu_kind
 
