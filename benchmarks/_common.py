@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +22,21 @@ GROUPS = [
     "face_recognition_examples/examples/knn_examples/test/obama_and_biden.jpg",
     "face_recognition_examples/examples/knn_examples/test/kit_with_rose.jpg",
 ]
+
+
+def cpu_line() -> str:
+    """The CPU model and the flags that matter for the models' kernels (from lscpu): every
+    speed table says which CPU it was measured on."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = set(info.get("Flags", "").split())
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    have = [f for f in wanted if f in flags] or ["no AVX2"]
+    model = info.get("Model name", "?").strip()
+    return f"{model}, {info.get('CPU(s)', '?').strip()} CPUs; flags: {' '.join(have)}"
 
 
 def use_shared_models() -> None:

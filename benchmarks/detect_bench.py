@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,23 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import FACES, GROUPS, LFW_DEV, person_photos, use_shared_models
+from _common import FACES, GROUPS, LFW_DEV, cpu_line, person_photos, use_shared_models
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
-
-
-def cpu_line() -> str:
-    """The CPU model and the flags that matter for these kernels (from lscpu)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = set(info.get("Flags", "").split())
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
-    have = [f for f in wanted if f in flags] or ["no AVX2"]
-    model = info.get("Model name", "?").strip()
-    return f"{model}, {info.get('CPU(s)', '?').strip()} CPUs; flags: {' '.join(have)}"
 
 
 def load_sets(n_lfw: int) -> dict[str, list]:

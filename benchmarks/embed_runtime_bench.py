@@ -4,19 +4,17 @@ The crops are the subjects of ``--photos`` lfw_dev photos, cut exactly as enroll
 (160x160, standardised), each embedded with flip averaging (the crop and its mirror image in one
 batch), as facesearch does. Per runtime: crops/s at batch 32 on all cores (best of 3 passes), and
 the cosine similarity of each embedding to torch fp32's (min and mean). torch's int8 static
-quantisation (fbgemm) needs InceptionResnetV1 rewritten with quant stubs and fused modules; it
-is not measured here. ONNX Runtime is measured when installed (``pip install onnxruntime``) but
-not offered by facesearch: imported into a process that has loaded usearch first, it crashes.
+quantisation (FX graph mode, fbgemm) is measured with ``--int8``, calibrated on the second half
+of the crops. ONNX Runtime (facesearch's runner, what ``--runtime auto`` uses for fp32) and
+OpenVINO are measured when installed (``pip install 'facesearch[fast]'``).
 
-    python benchmarks/embed_runtime_bench.py [--photos 256] [--json PATH]
+    python benchmarks/embed_runtime_bench.py [--photos 256] [--int8] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import CACHE, LFW_DEV, use_shared_models  # noqa: E402
+from _common import CACHE, LFW_DEV, cpu_line, use_shared_models  # noqa: E402
 
 BATCH = 32
 
@@ -100,6 +98,34 @@ def torch_runner(precision: str):
     return run, model
 
 
+def torch_int8_runner(calibration: np.ndarray):
+    """torch's own int8: FX graph-mode static quantisation with fbgemm's default qconfig
+    (per-channel weights, histogram-observed activations), calibrated on ``calibration``."""
+    import copy
+
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    from facesearch import FaceEmbedder
+
+    torch.backends.quantized.engine = "fbgemm"
+    model = copy.deepcopy(FaceEmbedder(precision="fp32").load()._model)
+    model = model.to(memory_format=torch.contiguous_format)
+    example = (torch.from_numpy(calibration[:8]),)
+    prepared = prepare_fx(model, get_default_qconfig_mapping("fbgemm"), example)
+    with torch.inference_mode():
+        for s in range(0, len(calibration), BATCH):
+            prepared(torch.from_numpy(np.ascontiguousarray(calibration[s : s + BATCH])))
+    quantized = convert_fx(prepared)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return quantized(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    return run
+
+
 def export_onnx(model, path: Path) -> None:
     import torch
 
@@ -119,6 +145,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", type=int, default=256)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--int8", action="store_true", help="also torch's int8 static quantisation (~20 s more)"
+    )
     args = ap.parse_args()
     data = crops(args.photos)
     use_shared_models()
@@ -134,19 +163,22 @@ def main() -> None:
         rows.append(
             ("torch eager bf16 autocast (facesearch's default here)", speed, cos.min(), cos.mean())
         )
+    if args.int8:
+        v, speed = timed(torch_int8_runner(data[len(data) // 2 :]), data)
+        cos = np.sum(v * ref, 1)
+        rows.append(("torch int8 static (FX, fbgemm; not offered)", speed, cos.min(), cos.mean()))
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "facenet.onnx"
         export_onnx(model, onnx_path)
-        try:
-            import onnxruntime as ort
+        from facesearch import native, runtimes
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = os.cpu_count() or 1
-            sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-            v, speed = timed(lambda x: sess.run(None, {"crops": np.ascontiguousarray(x)})[0], data)
+        ort = native.onnxruntime()
+        if ort is not None:  # facesearch's own runner, as --runtime auto uses it for fp32
+            run_ort = runtimes.load_runner("onnxruntime", onnx_path, "fp32")
+            v, speed = timed(run_ort, data)
             cos = np.sum(v * ref, 1)
             rows.append((f"ONNX Runtime {ort.__version__} fp32", speed, cos.min(), cos.mean()))
-        except ImportError:
+        else:
             print("onnxruntime not installed: left out")
         try:
             import openvino as ov
@@ -171,15 +203,7 @@ def main() -> None:
                 )
         except ImportError:
             print("openvino not installed: left out")
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model_name = next(
-        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?"
-    )
-    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni") if f in flags]
-    print(
-        f"{len(data)} crops (flip: {2 * len(data)} forward passes), batch {BATCH}; {model_name}, "
-        f"{os.cpu_count()} cores, flags: {' '.join(simd)}"
-    )
+    print(f"{len(data)} crops (flip: {2 * len(data)} forward passes), batch {BATCH}, {cpu_line()}")
     print(f"{'runtime':<56} {'crops/s':>8} {'vs torch fp32':>13} {'cos min':>8} {'cos mean':>9}")
     base = rows[0][1]
     for name, speed, cmin, cmean in rows:

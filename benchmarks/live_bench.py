@@ -5,9 +5,11 @@ The frames of a real video (default ``../shared/faces/facenet_pytorch_data/video
 
 * naive: every frame, facenet-pytorch ``MTCNN(keep_all=True)`` for the face crops, then
   ``InceptionResnetV1`` on one face at a time and an exact search of the gallery;
-* facesearch: ``LiveRecognizer.process`` (tracking; embeddings only for new, unconfirmed, moved
-  or periodically re-checked faces, batched; detection on a copy at most ``--detect-width`` wide),
-  with the default options (detection on every second frame) and with detection on every frame.
+* facesearch: ``live``'s loop, ``process_stream`` (the next frames detected on other cores,
+  one per core; tracking; embeddings only for new, unconfirmed, moved or periodically
+  re-checked faces, batched; detection on a copy at most ``--detect-width`` wide), with the
+  default options (detection on every second frame) and with detection on every frame, and both
+  again with ``--detect-workers 1`` (one frame at a time, as before detection ahead).
 
 FPS = frames / wall time; latency = from a frame being handed over to its labels being ready
 (p50 / p95). Both search the same gallery (``--gallery``, default: a temporary one with
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import FACES, LFW_DEV, person_photos, use_shared_models
+from _common import FACES, LFW_DEV, cpu_line, person_photos, use_shared_models
 from live_names import read_frames
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
@@ -67,15 +69,19 @@ def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> 
 
 
 def facesearch_loop(frames: list[np.ndarray], fs, options, label: str) -> dict:
-    from facesearch.live import LiveRecognizer
+    """``live``'s loop (``process_stream``: detection ahead on ``options.detect_workers``)
+    over frames handed over as fast as it takes them; latency from hand-over to result."""
+    from facesearch.live import LiveRecognizer, process_stream
     from facesearch.live.video import Frame
 
     rec = LiveRecognizer(fs, options)
-    lat = []
+
+    def handed_over():
+        for i, f in enumerate(frames):
+            yield Frame(i, i / 25.0, f, time.perf_counter())
+
     t0 = time.perf_counter()
-    for i, f in enumerate(frames):
-        r = rec.process(Frame(i, i / 25.0, f, time.perf_counter()))
-        lat.append(r.latency)
+    lat = [r.latency for r in process_stream(rec, handed_over(), options.detect_workers)]
     out = summary(label, frames, lat, t0, rec.stats.embedded_faces)
     out["detected_frames"] = rec.stats.detected_frames
     out["tracks"] = rec.tracker._next_id - 1
@@ -208,10 +214,14 @@ def main() -> int:
     if not raw:
         sys.exit(f"{args.video}: no frames")
     device = str(fs.embedder.device)
+    from facesearch.live.ahead import auto_workers
+
+    workers = auto_workers(fs.detector.device.type)  # frames from memory: as from a file
     print(
         f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "
-        f"{len(emb)} faces; device {device}, {fs.embedder.precision}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; {args.repeat} pass(es) per method"
+        f"{len(emb)} faces; device {device}, {fs.embedder.precision} on "
+        f"{fs.embedder.runtime}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{workers} detect worker(s); {args.repeat} pass(es) per method\nCPU: {cpu_line()}"
     )
     rows = []
     for size in [] if args.no_fps else args.sizes.split(","):
@@ -221,12 +231,20 @@ def main() -> int:
         results = []
         if not args.skip_naive:
             results.append(naive_loop(frames, emb, fs.embedder.weights_path))
-        results.append(facesearch_loop(frames, fs, LiveOptions(), "facesearch live (default)"))
-        results.append(
-            facesearch_loop(
-                frames, fs, LiveOptions(detect_every=1), "facesearch live, --detect-every 1"
-            )
-        )
+        settings = [
+            ("facesearch live (default)", LiveOptions()),
+            ("facesearch live, --detect-every 1", LiveOptions(detect_every=1)),
+        ]
+        if workers > 1:  # the same, one frame at a time (facesearch before detection ahead)
+            settings += [
+                ("  --detect-workers 1", LiveOptions(detect_workers=1)),
+                (
+                    "  --detect-every 1 --detect-workers 1",
+                    LiveOptions(detect_every=1, detect_workers=1),
+                ),
+            ]
+        for label, options in settings:
+            results.append(facesearch_loop(frames, fs, options, label))
         base = results[0]["fps"]
         print(f"\n{w}x{h}")
         print(

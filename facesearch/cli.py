@@ -329,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="smallest face looked for, in pixels of the detection frame (default 20)",
     )
+    p.add_argument(
+        "--detect-workers",
+        type=int,
+        metavar="N",
+        help="frames detected at once, ahead of the one being named (default: one per core, "
+        "at most 2, for a video file read as fast as possible; 1 for a camera, a stream, "
+        "--realtime or a GPU)",
+    )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument(
         "--stats",
@@ -913,6 +921,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         ("--detect-width", args.detect_width, 64),
         ("--detect-every", args.detect_every, 1),
         ("--min-face", args.min_face, 12),
+        ("--detect-workers", 1 if args.detect_workers is None else args.detect_workers, 1),
     ):
         if value < low:
             raise InputError(f"{flag} must be at least {low}")
@@ -934,6 +943,7 @@ def _cmd_live(fs: FaceSearch, args: argparse.Namespace) -> int:
         detect_width=args.detect_width,
         detect_every=args.detect_every,
         min_face=args.min_face,
+        detect_workers=args.detect_workers,
         threshold=args.threshold,
         refine=args.refine,
         ef=args.ef,

@@ -41,6 +41,9 @@ class LiveOptions:
 
     detect_width: int = 640  # frames wider than this are downscaled for detection
     detect_every: int = 2  # run the detector on every Nth frame, predict tracks in between
+    detect_workers: int | None = (
+        None  # frames ``live`` detects at once (None: ``ahead.auto_workers``)
+    )
     min_face: int = 20  # smallest face searched, in detection-frame pixels
     recheck_frames: int = 25  # re-embed a track with a verdict this often (frames)
     sure_margin: float = 0.08  # a first result this far on either side of the threshold decides
@@ -165,21 +168,49 @@ class LiveRecognizer:
     def process(self, frame: Frame) -> FrameResult:
         """Detect/track/recognise one frame (the stages below, one after the other)."""
         step = self.start(frame)
-        faces = None
-        if step.detect:
-            # no padded retry: an empty frame is normal in video, and the retry doubles its cost
-            faces = self.fs.detect(step.small, min_face=self.options.min_face, padded_retry=False)
+        faces = self.detect(step.small) if step.detect and step.small is not None else None
+        return self.finish_frame(step, faces)
+
+    def finish_frame(self, step: FrameStep, faces: Faces | None) -> FrameResult:
+        """``track`` the frame's detected faces (None: not detected), embed the due ones and
+        ``conclude``: everything after detection, in frame order."""
         self.track(step, faces)
         todo = step.to_embed
         vectors = self.fs.embed_faces(*todo) if todo is not None else None
         return self.conclude(step, vectors)
+
+    def detect(self, small: np.ndarray) -> Faces:
+        """MTCNN on a frame's detection copy (``detection_input``). Reads no state of the
+        recognizer, so frames can be detected ahead on other threads (``live.ahead``)."""
+        # no padded retry: an empty frame is normal in video, and the retry doubles its cost
+        return self.fs.detect(small, min_face=self.options.min_face, padded_retry=False)
+
+    def detection_input(self, frame: Frame) -> tuple[float, np.ndarray]:
+        """The frame's scale for detection and its RGB copy at most ``detect_width`` wide."""
+        import cv2
+
+        h, w = frame.image.shape[:2]
+        scale = min(1.0, self.options.detect_width / w)
+        small = frame.image
+        if scale < 1.0:
+            size = (round(w * scale), round(h * scale))
+            small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+        return scale, cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+
+    def detects(self, index: int, last_detect: int | None) -> bool:
+        """Whether frame ``index`` is detected when ``last_detect`` was (a scene cut aside)."""
+        return last_detect is None or index - last_detect >= self.options.detect_every
+
+    @property
+    def last_detect(self) -> int | None:
+        """The index of the last frame that was detected."""
+        return self._last_detect
 
     # -- the stages of one frame: the server's cameras run them for several frames at once ----
 
     def start(self, frame: Frame) -> FrameStep:
         """Look for gallery changes and scene cuts, and decide whether this frame is detected
         (``step.small``, RGB at ``detect_width``, is what to detect on)."""
-        import cv2
 
         opts = self.options
         now = time.perf_counter()
@@ -189,20 +220,13 @@ class LiveRecognizer:
                 self._threshold = self._gallery_threshold()
                 self.forget_names()
         step = FrameStep(frame)
-        idx = frame.index
-        step.detect = self._last_detect is None or idx - self._last_detect >= opts.detect_every
+        step.detect = self.detects(frame.index, self._last_detect)
         if self._scene_cut(frame.image):
             step.events += [self._event(frame, "leave", t) for t in self.tracker.end_all()]
             step.detect = True  # find the new scene's faces now, not on the next detection frame
         if step.detect:
-            self._last_detect = idx
-            h, w = frame.image.shape[:2]
-            step.scale = min(1.0, opts.detect_width / w)
-            small = frame.image
-            if step.scale < 1.0:
-                size = (round(w * step.scale), round(h * step.scale))
-                small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
-            step.small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+            self._last_detect = frame.index
+            step.scale, step.small = self.detection_input(frame)
         return step
 
     def track(self, step: FrameStep, faces: Faces | None) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..types import as_box
+from .ahead import auto_workers, process_stream
 from .recognizer import FrameResult, LiveEvent, LiveOptions, LiveRecognizer, LiveStats
 from .video import Frame
 
@@ -117,19 +118,19 @@ def run_live(
     fps = avg_dt = 0.0
     t_start = t_log = time.perf_counter()
     window = "facesearch live"
+    workers = rec.options.detect_workers
+    if workers is None:
+        workers = auto_workers(fs.detector.device.type, getattr(source, "latest_only", True))
+    results = process_stream(rec, _frames(source, max_frames), workers)
+    t_frame = time.perf_counter()
     try:
-        while max_frames is None or rec.stats.frames < max_frames:
-            frame = source.read(timeout=None)
-            if frame is None:
-                break
-            t_frame = time.perf_counter()
-            result = rec.process(frame)
-            last = frame
+        for result in results:
+            frame = last = result.frame
             for ev in result.events:
                 if on_event:
                     on_event(ev)
             # average the time per frame, not its inverse: frames without detection take ~1 ms
-            dt = time.perf_counter() - t_frame
+            dt, t_frame = time.perf_counter() - t_frame, time.perf_counter()
             avg_dt = 0.9 * avg_dt + 0.1 * dt if avg_dt else dt
             fps = 1.0 / max(avg_dt, 1e-6)
             if show or output:
@@ -161,6 +162,7 @@ def run_live(
                     getattr(source, "dropped", 0),
                 )
     finally:
+        results.close()  # the frames still in flight are dropped
         for ev in rec.finish(last):
             if on_event:
                 on_event(ev)
@@ -172,6 +174,17 @@ def run_live(
     if getattr(source, "error", None) is not None:
         raise source.error
     return rec.stats
+
+
+def _frames(source: Any, max_frames: int | None) -> Iterator[Frame]:
+    """The source's frames until it ends or ``max_frames`` were read."""
+    count = 0
+    while max_frames is None or count < max_frames:
+        frame = source.read(timeout=None)
+        if frame is None:
+            return
+        count += 1
+        yield frame
 
 
 def _open_writer(path: str, image: np.ndarray, source: Any) -> Any:

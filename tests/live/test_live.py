@@ -234,3 +234,41 @@ def test_a_late_facing_person_is_named_promptly_and_a_cut_ends_the_track(
     mindy_tracks = {e.track for e in named if e.name == "mindy_kaling"}
     for r in results[stranger.start + detect_every :]:
         assert all(t.name is None and t.id not in mindy_tracks for t in r.tracks), r.frame.index
+
+
+def test_detection_ahead_gives_the_results_of_one_frame_at_a_time(make_fs, enrolled, late_clip):
+    """``process_stream`` with two detection workers: the same tracks, names and events as
+    ``process``, frame by frame, through the clip's scene cut (which moves the schedule)."""
+    import cv2
+
+    from facesearch.live import process_stream
+
+    options = LiveOptions(detect_every=2)
+    fs = make_fs(enrolled[0])
+    one = run_frames(fs, late_clip, options)
+
+    def frames():
+        cap = cv2.VideoCapture(str(late_clip.path))
+        i = 0
+        while (read := cap.read())[0]:
+            yield Frame(i, i / late_clip.fps, read[1], 0.0)
+            i += 1
+        cap.release()
+
+    rec = LiveRecognizer(fs, options)
+    ahead = list(process_stream(rec, frames(), workers=2))
+
+    def summary(results):
+        return [
+            (
+                r.frame.index,
+                r.detected,
+                [(e.event, e.track, e.name) for e in r.events],
+                [(t.id, t.name) for t in r.tracks],
+            )
+            for r in results
+        ]
+
+    assert len(ahead) == len(one) == late_clip.spans[-1].end + 1
+    assert summary(ahead) == summary(one)
+    assert rec.stats.detected_frames == sum(r.detected for r in one)
