@@ -3,7 +3,10 @@
 Naive loop (what the facenet-pytorch README suggests, per photo): open the image, ``MTCNN()(img)``
 for the face crop, then ``InceptionResnetV1`` on that one face. facesearch: ``FaceSearch.enroll``
 on the same photos laid out one folder per person, including hashing, the SQLite writes and the
-HNSW index. Also reported: model load time and identify latency per photo once models are loaded.
+HNSW index; in fp32 on torch (facesearch before ONNX Runtime), fp32 as ``--runtime auto`` runs it
+(ONNX Runtime where installed), and the default precision, each also with ``--flip off`` (one
+FaceNet pass per face, recorded in the gallery). Also reported: model load time and identify
+latency per photo once models are loaded.
 
     python benchmarks/enroll_bench.py [--photos 300] [--repeat 1] [--json PATH]
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from _common import FACES, LFW_DEV, SHARED, person_photos, use_shared_models
+from _common import FACES, LFW_DEV, SHARED, cpu_line, person_photos, use_shared_models
 
 
 def pick_photos(n: int) -> list[Path]:
@@ -56,7 +59,9 @@ def naive_loop(paths: list[Path], weights: Path) -> tuple[float, int, float]:
     return time.perf_counter() - t0, faces, load_s
 
 
-def facesearch_enroll(paths: list[Path], precision: str) -> tuple[float, int, float]:
+def facesearch_enroll(
+    paths: list[Path], precision: str, runtime: str = "auto", flip: bool | None = None
+) -> tuple[float, int, float]:
     from facesearch import FaceSearch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +70,7 @@ def facesearch_enroll(paths: list[Path], precision: str) -> tuple[float, int, fl
             (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copy(p, folder / p.parent.name / p.name)
         t0 = time.perf_counter()
-        fs = FaceSearch(Path(tmp) / "gallery", precision=precision)
+        fs = FaceSearch(Path(tmp) / "gallery", precision=precision, runtime=runtime, flip=flip)
         fs.embedder.load()
         fs.detector.mtcnn  # noqa: B018 - load the detector now, not inside the timed run
         load_s = time.perf_counter() - t0
@@ -106,7 +111,7 @@ def main() -> int:
     paths = pick_photos(args.photos)
     print(
         f"{len(paths)} lfw_dev photos (250x250) from {SHARED}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        f"{torch.get_num_threads()} threads\nCPU: {cpu_line()}",
         file=sys.stderr,
     )
 
@@ -117,22 +122,25 @@ def main() -> int:
     rows = []
     s, faces, load = naive_loop(paths, weights)
     rows.append(("naive facenet-pytorch loop", s, faces, load))
-    for precision, label in (
-        ("fp32", "facesearch enroll (fp32)"),
-        ("auto", "facesearch enroll (default)"),
+    for label, precision, runtime, flip in (
+        ("facesearch enroll (fp32, torch)", "fp32", "torch", None),
+        ("facesearch enroll (fp32)", "fp32", "auto", None),
+        ("facesearch enroll (fp32, --flip off)", "fp32", "auto", False),
+        ("facesearch enroll (default)", "auto", "auto", None),
+        ("facesearch enroll (default, --flip off)", "auto", "auto", False),
     ):
-        s, faces, load = facesearch_enroll(paths, precision)
+        s, faces, load = facesearch_enroll(paths, precision, runtime, flip)
         rows.append((label, s, faces, load))
 
     base = len(paths) / rows[0][1]
     print(
-        f"\n{'method':<30} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}"
+        f"\n{'method':<40} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}"
     )
     results = []
     for label, s, faces, load in rows:
         pps = len(paths) / s
         print(
-            f"{label:<30} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}"
+            f"{label:<40} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}"
         )
         results.append(
             {

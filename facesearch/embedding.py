@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+FLIP_TAG = "flip"  # the last part of the model id of flip-averaged embeddings
+
+
+def flip_of(model_id: str) -> bool:
+    """Whether embeddings with this model id (``FaceEmbedder.model_id``) are flip-averaged."""
+    return model_id.rsplit("|", 1)[-1] == FLIP_TAG
+
+
 class FaceEmbedder:
     """Maps standardised 160x160 crops to unit-norm 512-d vectors; weights load on first use.
 
@@ -63,7 +71,7 @@ class FaceEmbedder:
     @property
     def model_id(self) -> str:
         """What produced the vectors (weights, crop, flip); galleries refuse any other id."""
-        return f"{MODEL_ID}|crop{CROP_SIZE}m{CROP_MARGIN}" + ("|flip" if self.flip else "")
+        return f"{MODEL_ID}|crop{CROP_SIZE}m{CROP_MARGIN}" + (f"|{FLIP_TAG}" if self.flip else "")
 
     def load(self) -> FaceEmbedder:
         """Resolve, verify and load the weights now rather than on first use."""

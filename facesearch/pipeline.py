@@ -21,12 +21,12 @@ from typing import Any, Callable, Union
 import numpy as np
 from PIL import Image
 
-from .config import display_location, resolve_gallery_location
+from .config import FLIP_TTA, display_location, resolve_gallery_location
 from .crops import crop_faces, face_thumbnail
 from .detection import FaceDetector, most_prominent
-from .embedding import FaceEmbedder
+from .embedding import FaceEmbedder, flip_of
 from .errors import GalleryError, InputError, NoFaceError, PersonNotFoundError
-from .gallery import GalleryBackend, open_gallery
+from .gallery import GalleryBackend, open_gallery, recorded_model
 from .gallery.index import IndexParams
 from .images import (
     LoadedImage,
@@ -78,6 +78,11 @@ class FaceSearch:
     ``quality_gate`` (``quality.QualityGate``; None turns it off) decides which detections are
     faces worth naming: identify reports the others with ``quality="low"`` and no name, enroll
     and evaluate never take them as a photo's subject, live does not embed them.
+
+    ``flip`` (None: as the gallery was made, or on for a new one) chooses whether each face is
+    embedded with its mirror image averaged in: off, FaceNet runs once per face instead of twice
+    (enroll about 1.5x faster on a CPU without native bf16) for fewer known people named (docs/
+    accuracy.md). A gallery keeps the setting its first faces were embedded with.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class FaceSearch:
         allow_download: bool = True,
         write_wait: float = 30.0,
         quality_gate: QualityGate | None = DEFAULT_GATE,
+        flip: bool | None = None,
     ) -> None:
         location = resolve_gallery_location(gallery)
         #: where the gallery is: a directory (``Path``) or a ``postgresql://`` URL (``str``)
@@ -110,6 +116,7 @@ class FaceSearch:
         self._models_dir = models_dir
         self._precision = precision
         self._runtime = runtime
+        self._flip = flip
         self._allow_download = allow_download
         self._reader: GalleryBackend | None = None
         self._parts_lock = threading.Lock()  # lazy construction of detectors and the embedder
@@ -134,7 +141,8 @@ class FaceSearch:
 
     @property
     def embedder(self) -> FaceEmbedder:
-        """The FaceNet embedder (weights resolved and loaded on first use)."""
+        """The FaceNet embedder (weights resolved and loaded on first use). It flip-averages
+        as the gallery's faces were, unless ``flip`` says otherwise (``_flip``)."""
         if self._embedder is None:
             with self._parts_lock:
                 if self._embedder is None:
@@ -144,8 +152,21 @@ class FaceSearch:
                         precision=self._precision,
                         runtime=self._runtime,
                         allow_download=self._allow_download,
+                        flip=self._flip_setting(),
                     )
         return self._embedder
+
+    def _flip_setting(self) -> bool:
+        """``flip`` as given; else as recorded in an existing gallery; else ``FLIP_TTA``. A new
+        gallery records the setting its first faces were embedded with (``FaceEmbedder.model_id``)
+        and is never mixed: faces embedded otherwise are refused (``ModelMismatchError``)."""
+        if self._flip is not None:
+            return self._flip
+        try:
+            recorded = recorded_model(self.gallery_location)
+        except GalleryError:  # unreadable or unreachable: opening it will say why
+            recorded = None
+        return FLIP_TTA if recorded is None else flip_of(recorded)
 
     def load_models(self) -> None:
         """Load the detector and the embedder now (a server does this before it says ready)."""

@@ -25,6 +25,7 @@ __all__ = [
     "IndexParams",
     "DTYPES",
     "open_gallery",
+    "recorded_model",
     "migrate",
     "MigrateReport",
     "is_postgres_url",
@@ -54,3 +55,15 @@ def open_gallery(
 
         return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
     return Gallery(Path(location), model_id, dim, writable=writable, params=params, wait=wait)
+
+
+def recorded_model(location: str | os.PathLike[str]) -> str | None:
+    """The embedding model id recorded in the gallery at ``location`` (``FaceEmbedder.model_id``:
+    it says whether its faces were flip-averaged); None where there is no gallery yet."""
+    if is_postgres_url(location):
+        from .postgres import recorded_model as postgres_model
+
+        return postgres_model(str(location))
+    from .local import recorded_model as local_model
+
+    return local_model(Path(location))

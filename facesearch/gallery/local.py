@@ -60,6 +60,18 @@ def _is_writable_dir(path: Path) -> bool:
     )
 
 
+def recorded_model(directory: Path) -> str | None:
+    """The embedding model id recorded in the gallery directory; None if it has none yet."""
+    db_path = Path(directory) / DB_NAME
+    if not db_path.is_file():
+        return None
+    store = GalleryStore(db_path, readonly=True)
+    try:
+        return store.get_meta("model_id")
+    finally:
+        store.close()
+
+
 class Gallery:
     """Open a gallery for reading (``writable=False``) or for enrolling and removing."""
 

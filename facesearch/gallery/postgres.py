@@ -257,6 +257,21 @@ def _info(row: Sequence[Any]) -> FaceInfo:
     )
 
 
+def recorded_model(url: str) -> str | None:
+    """The embedding model id recorded in the gallery database; None if it has none yet."""
+    pg = _import_psycopg()
+    try:
+        with pg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+                return None
+            row = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+    except pg.Error as err:
+        raise GalleryError(
+            f"cannot connect to the gallery {display_location(url)}: {_one_line(err)}"
+        ) from err
+    return None if row is None else str(row[0])
+
+
 class PostgresGallery:
     """Open the gallery in the database at ``url`` for reading, or (``writable``) for writing.
 
