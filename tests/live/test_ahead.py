@@ -1,0 +1,25 @@
+"""When ``live`` detects frames ahead (``live.ahead.auto_workers``); that the results are those
+of one frame at a time is tested on a real clip in test_live.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from facesearch.live.ahead import MAX_AUTO_WORKERS, auto_workers
+
+CORES = max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+
+
+@pytest.mark.parametrize(
+    "device, latest_only, detect_every, expected",
+    [
+        ("cpu", False, 1, CORES),  # a file read as fast as it is processed, every frame detected
+        ("cpu", True, 1, 1),  # a camera, a stream or --realtime: latency counts
+        ("cpu", False, 2, 1),  # every second frame: little to overlap
+        ("cuda", False, 1, 1),
+    ],
+)
+def test_auto_workers(device, latest_only, detect_every, expected):
+    assert auto_workers(device, latest_only, detect_every) == expected
