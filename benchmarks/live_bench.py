@@ -8,9 +8,8 @@ The frames of a real video (default ``../shared/faces/facenet_pytorch_data/video
 * facesearch: ``live``'s loop, ``process_stream`` (the next frames detected on other cores,
   one per core; tracking; embeddings only for new, unconfirmed, moved or periodically
   re-checked faces, batched; detection on a copy at most ``--detect-width`` wide), with the
-  default options (detection on every second frame, one frame at a time) and with detection on
-  every frame (ahead, on every core), then ``-e 1`` one frame at a time (as before detection
-  ahead) and the default with detection ahead.
+  default options (detection on every second frame) and with detection on every frame, and both
+  again with ``--detect-workers 1`` (one frame at a time, as before detection ahead).
 
 FPS = frames / wall time; latency = from a frame being handed over to its labels being ready
 (p50 / p95). Both search the same gallery (``--gallery``, default: a temporary one with
@@ -217,7 +216,7 @@ def main() -> int:
     device = str(fs.embedder.device)
     from facesearch.live.ahead import auto_workers
 
-    workers = auto_workers(fs.detector.device.type)  # frames from memory, as from a file, -e 1
+    workers = auto_workers(fs.detector.device.type)  # frames from memory: as from a file
     print(
         f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "
         f"{len(emb)} faces; device {device}, {fs.embedder.precision} on "
@@ -236,13 +235,13 @@ def main() -> int:
             ("facesearch live (default)", LiveOptions()),
             ("facesearch live, --detect-every 1", LiveOptions(detect_every=1)),
         ]
-        if workers > 1:  # -e 1 one frame at a time (before detection ahead), default ahead
+        if workers > 1:  # the same, one frame at a time (facesearch before detection ahead)
             settings += [
+                ("  --detect-workers 1", LiveOptions(detect_workers=1)),
                 (
                     "  --detect-every 1 --detect-workers 1",
                     LiveOptions(detect_every=1, detect_workers=1),
                 ),
-                (f"  default, --detect-workers {workers}", LiveOptions(detect_workers=workers)),
             ]
         for label, options in settings:
             results.append(facesearch_loop(frames, fs, options, label))

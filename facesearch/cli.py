@@ -343,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="frames detected at once, ahead of the one being named (default: one per core, "
-        "at most 2, for a video file read as fast as possible with --detect-every 1; else 1)",
+        "at most 2, for a video file read as fast as possible; 1 for a camera, a stream, "
+        "--realtime or a GPU)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument(

@@ -8,8 +8,7 @@ detection threads as soon as it arrives; the caller's thread tracks, embeds and 
 in their order (``LiveRecognizer.start`` and ``finish_frame``), exactly as ``process`` would,
 as soon as each frame's detection is done. A frame is never held back to wait for later ones,
 but it waits for those before it: ``facesearch live`` detects ahead where throughput counts (a
-video file processed as fast as possible, every frame detected), not on a camera, where latency
-does.
+video file processed as fast as possible), not on a camera, where latency does.
 
 A scene cut makes the recognizer detect a frame it would have skipped and moves its schedule:
 that frame is detected on the spot, and the frames in flight are planned again from it.
@@ -34,14 +33,12 @@ if TYPE_CHECKING:
 MAX_AUTO_WORKERS = 2  # measured on 2 cores (benchmarks/live_bench.py); more is untested
 
 
-def auto_workers(device_type: str, latest_only: bool = False, detect_every: int = 1) -> int:
-    """Frames detected at once: one per core (at most ``MAX_AUTO_WORKERS``) where detection is
-    the bottleneck and throughput is what counts: every frame detected, of a source whose frames
-    wait for the loop (a video file read as fast as it is processed). One otherwise: a camera or
-    stream (``latest_only``) would have each frame wait for the one before it (more latency),
-    detecting every second frame leaves little to overlap (within the noise on 2 cores), and a
-    GPU runs one frame's work in parallel on its own."""
-    if device_type != "cpu" or latest_only or detect_every > 1:
+def auto_workers(device_type: str, latest_only: bool = False) -> int:
+    """Frames detected at once: one per core (at most ``MAX_AUTO_WORKERS``) where throughput is
+    what counts, a source whose frames wait for the loop (a video file read as fast as it is
+    processed). One for a camera or stream (``latest_only``), where each frame would wait for
+    the one before it (more latency), and on a GPU, which runs one frame's work in parallel."""
+    if device_type != "cpu" or latest_only:
         return 1
     return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
 
@@ -153,7 +150,7 @@ def process_stream(
     (None: ``auto_workers`` for frames that wait for the loop); results in frame order. Closing the generator early drops the
     frames in flight; the reader thread ends with the next frame ``frames`` yields."""
     if workers is None:
-        workers = auto_workers(rec.fs.detector.device.type, False, rec.options.detect_every)
+        workers = auto_workers(rec.fs.detector.device.type)
     if workers <= 1:
         for frame in frames:
             yield rec.process(frame)

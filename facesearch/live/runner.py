@@ -120,11 +120,7 @@ def run_live(
     window = "facesearch live"
     workers = rec.options.detect_workers
     if workers is None:
-        workers = auto_workers(
-            fs.detector.device.type,
-            getattr(source, "latest_only", True),
-            rec.options.detect_every,
-        )
+        workers = auto_workers(fs.detector.device.type, getattr(source, "latest_only", True))
     results = process_stream(rec, _frames(source, max_frames), workers)
     t_frame = time.perf_counter()
     try:

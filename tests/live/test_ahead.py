@@ -13,13 +13,12 @@ CORES = max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
 
 
 @pytest.mark.parametrize(
-    "device, latest_only, detect_every, expected",
+    "device, latest_only, expected",
     [
-        ("cpu", False, 1, CORES),  # a file read as fast as it is processed, every frame detected
-        ("cpu", True, 1, 1),  # a camera, a stream or --realtime: latency counts
-        ("cpu", False, 2, 1),  # every second frame: little to overlap
-        ("cuda", False, 1, 1),
+        ("cpu", False, CORES),  # a file read as fast as it is processed: throughput counts
+        ("cpu", True, 1),  # a camera, a stream or --realtime: latency counts
+        ("cuda", False, 1),
     ],
 )
-def test_auto_workers(device, latest_only, detect_every, expected):
-    assert auto_workers(device, latest_only, detect_every) == expected
+def test_auto_workers(device, latest_only, expected):
+    assert auto_workers(device, latest_only) == expected
