@@ -146,6 +146,8 @@ def _onnxruntime_runner(ort: Any, onnx_path: Path) -> Runner:
                 )
             return sessions[threads]
 
+    session(max(1, torch.get_num_threads()))  # the usual one now, not inside the first call
+
     def run(x: np.ndarray) -> np.ndarray:
         sess = session(max(1, torch.get_num_threads()))
         return np.asarray(sess.run(None, {"crops": np.ascontiguousarray(x, np.float32)})[0])
