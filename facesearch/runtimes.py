@@ -2,7 +2,7 @@
 
 ``benchmarks/embed_runtime_bench.py`` measured, on the same crops (flip averaging included):
 
-* CPUs without native bf16 (fp32, most laptops): ONNX Runtime fp32 at 1.4x torch fp32 on an
+* CPUs without native bf16 (fp32, most laptops): ONNX Runtime fp32 at 1.6x torch fp32 on an
   AVX2-only AMD EPYC and 1.8x on a Sapphire Rapids Xeon, with the same embeddings (cosine
   1.00000). ``"auto"`` picks it for fp32 on the CPU when ``onnxruntime`` is installed
   (``pip install 'facesearch[fast]'``); it must load before usearch (``native.py``).

@@ -3,8 +3,8 @@
 ``video`` reads frames (a background thread keeps only the newest), ``tracking`` follows faces
 between detections and decides their names by votes, ``appearance`` notices scene cuts and face
 swaps, ``recognizer`` ties them into ``LiveRecognizer`` (frames in, named tracks and events out,
-no I/O), and ``ahead`` detects the next frames on other cores while one is named (``process_stream``), and
-``runner`` is ``facesearch live``: a window or an output file around it.
+no I/O), ``ahead`` detects the next frames on other cores while one is named
+(``process_stream``), and ``runner`` is ``facesearch live``: a window or an output file around it.
 """
 
 from .ahead import process_stream

@@ -146,9 +146,10 @@ class _InFlight:
 def process_stream(
     rec: LiveRecognizer, frames: Iterable[Frame], workers: int | None = None
 ) -> Generator[FrameResult, None, None]:
-    """``rec.process`` over ``frames``, with up to ``workers`` frames detected at once
-    (None: ``auto_workers`` for frames that wait for the loop); results in frame order. Closing the generator early drops the
-    frames in flight; the reader thread ends with the next frame ``frames`` yields."""
+    """``rec.process`` over ``frames``, with up to ``workers`` frames detected at once (None:
+    ``auto_workers`` for frames that wait for the loop); results in frame order. Closing the
+    generator early drops the frames in flight; the reader thread ends with the next frame
+    ``frames`` yields."""
     if workers is None:
         workers = auto_workers(rec.fs.detector.device.type)
     if workers <= 1:

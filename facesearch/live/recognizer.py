@@ -41,9 +41,7 @@ class LiveOptions:
 
     detect_width: int = 640  # frames wider than this are downscaled for detection
     detect_every: int = 2  # run the detector on every Nth frame, predict tracks in between
-    detect_workers: int | None = (
-        None  # frames ``live`` detects at once (None: ``ahead.auto_workers``)
-    )
+    detect_workers: int | None = None  # frames detected at once (None: ``ahead.auto_workers``)
     min_face: int = 20  # smallest face searched, in detection-frame pixels
     recheck_frames: int = 25  # re-embed a track with a verdict this often (frames)
     sure_margin: float = 0.08  # a first result this far on either side of the threshold decides
@@ -211,7 +209,6 @@ class LiveRecognizer:
     def start(self, frame: Frame) -> FrameStep:
         """Look for gallery changes and scene cuts, and decide whether this frame is detected
         (``step.small``, RGB at ``detect_width``, is what to detect on)."""
-
         opts = self.options
         now = time.perf_counter()
         if now - self._checked >= opts.refresh_s:
