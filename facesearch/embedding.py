@@ -30,6 +30,11 @@ def flip_of(model_id: str) -> bool:
     return model_id.rsplit("|", 1)[-1] == FLIP_TAG
 
 
+def unflipped(model_id: str) -> str:
+    """The model id without its flip tag: the same for both settings of one model and crop."""
+    return model_id[: -len(FLIP_TAG) - 1] if flip_of(model_id) else model_id
+
+
 class FaceEmbedder:
     """Maps standardised 160x160 crops to unit-norm 512-d vectors; weights load on first use.
 

@@ -24,8 +24,14 @@ from PIL import Image
 from .config import FLIP_TTA, display_location, resolve_gallery_location
 from .crops import crop_faces, face_thumbnail
 from .detection import FaceDetector, most_prominent
-from .embedding import FaceEmbedder, flip_of
-from .errors import GalleryError, InputError, NoFaceError, PersonNotFoundError
+from .embedding import FaceEmbedder, flip_of, unflipped
+from .errors import (
+    GalleryError,
+    InputError,
+    ModelMismatchError,
+    NoFaceError,
+    PersonNotFoundError,
+)
 from .gallery import GalleryBackend, open_gallery, recorded_model
 from .gallery.index import IndexParams
 from .images import (
@@ -176,13 +182,24 @@ class FaceSearch:
     # -- the gallery ---------------------------------------------------------------------------
 
     def _open(self, writable: bool) -> GalleryBackend:
-        return open_gallery(
-            self.gallery_location,
-            self.embedder.model_id,
-            self.embedder.dim,
-            writable=writable,
-            wait=self.write_wait if writable else 0.0,
-        )
+        emb = self.embedder
+        try:
+            return open_gallery(
+                self.gallery_location,
+                emb.model_id,
+                emb.dim,
+                writable=writable,
+                wait=self.write_wait if writable else 0.0,
+            )
+        except ModelMismatchError as err:
+            recorded = recorded_model(self.gallery_location) or ""
+            if self._flip is None or unflipped(recorded) != unflipped(emb.model_id):
+                raise  # not --flip against the gallery's setting: another model or crop
+            made = "with" if flip_of(recorded) else "without"
+            raise ModelMismatchError(
+                f"{self.gallery_name}: its faces were embedded {made} flip averaging, and a "
+                f"gallery keeps one kind: leave out --flip, or use another --gallery"
+            ) from err
 
     @contextmanager
     def _reading(self) -> Iterator[GalleryBackend]:

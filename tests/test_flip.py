@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FACES, MODELS
 from facesearch import FaceEmbedder, FaceSearch
-from facesearch.embedding import flip_of
+from facesearch.embedding import flip_of, unflipped
 from facesearch.errors import ModelMismatchError
 from facesearch.gallery import open_gallery, recorded_model
 from fakes import run
@@ -28,6 +28,7 @@ def make_gallery(location, flip: bool) -> str:
 def test_the_model_id_says_whether_faces_are_flip_averaged():
     assert flip_of(FaceEmbedder(flip=True).model_id)
     assert not flip_of(FaceEmbedder(flip=False).model_id)
+    assert unflipped(FaceEmbedder(flip=True).model_id) == FaceEmbedder(flip=False).model_id
     assert FaceEmbedder().flip  # the default: on
 
 
@@ -45,8 +46,21 @@ def test_no_gallery_yet_flips_by_default_or_as_asked(tmp_path):
     assert FaceSearch(tmp_path / "none", flip=False).embedder.flip is False
 
 
-def test_asking_for_the_other_setting_is_refused_not_mixed(tmp_path):
-    make_gallery(tmp_path / "g", flip=True)
+@pytest.mark.parametrize("made_with, made", [(True, "with"), (False, "without")])
+def test_asking_for_the_other_setting_is_refused_not_mixed(tmp_path, made_with, made):
+    make_gallery(tmp_path / "g", flip=made_with)
+    with (
+        FaceSearch(tmp_path / "g", flip=not made_with) as fs,
+        pytest.raises(
+            ModelMismatchError, match=f"embedded {made} flip averaging.*leave out --flip"
+        ),
+    ):
+        fs.people()
+
+
+def test_another_model_is_still_refused_as_such(tmp_path):
+    with open_gallery(tmp_path / "g", "some-other-model|crop160m32|flip", 512, writable=True):
+        pass
     with (
         FaceSearch(tmp_path / "g", flip=False) as fs,
         pytest.raises(ModelMismatchError, match="cannot be compared"),
@@ -80,4 +94,4 @@ def test_cli_enrolls_without_flip_and_later_commands_follow(capsys, tmp_path):
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facesearch: error:"), err
-    assert "cannot be compared" in lines[0]
+    assert "embedded without flip averaging" in lines[0] and "leave out --flip" in lines[0]
