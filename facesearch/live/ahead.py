@@ -24,11 +24,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..types import Faces
 from .video import Frame
 
 if TYPE_CHECKING:
     from .recognizer import FrameResult, LiveRecognizer
+
+Detected = tuple[float, np.ndarray, Faces]  # a frame's detection scale, copy and faces
 
 MAX_AUTO_WORKERS = 2  # measured on 2 cores (benchmarks/live_bench.py); more is untested
 
@@ -62,7 +66,7 @@ class _InFlight:
 
     def __init__(self, rec: LiveRecognizer, pool: ThreadPoolExecutor, limit: int) -> None:
         self.rec, self.pool, self.limit = rec, pool, limit
-        self.frames: deque[tuple[Frame, Future[Faces] | None]] = deque()
+        self.frames: deque[tuple[Frame, Future[Detected] | None]] = deque()
         self.unfinished = 0  # frames read and not yet returned, the one being named included
         self.planned: int | None = rec.last_detect  # the last frame planned to be detected
         self.cond = threading.Condition()
@@ -92,9 +96,14 @@ class _InFlight:
                 self.done = True
                 self.cond.notify_all()
 
-    def _submit(self, frame: Frame) -> Future[Faces]:
+    def _submit(self, frame: Frame) -> Future[Detected]:
         rec = self.rec
-        return self.pool.submit(lambda: rec.detect(rec.detection_input(frame)[1]))
+
+        def detect() -> Detected:
+            scale, small = rec.detection_input(frame)
+            return scale, small, rec.detect(small)
+
+        return self.pool.submit(detect)
 
     def finish_next(self) -> FrameResult | None:
         """The oldest frame, tracked, embedded and named; None once the frames ran out."""
@@ -106,12 +115,13 @@ class _InFlight:
                     raise self.error
                 return None
             frame, future = self.frames.popleft()
-        step = self.rec.start(frame)
+        # a frame with a detection in flight is one the recognizer detects (the plan follows
+        # its schedule), so its resized copy is handed to ``start`` rather than made again
+        detected = future.result() if future is not None else None
+        step = self.rec.start(frame, detected[:2] if detected is not None else None)
         faces = None
         if step.detect and step.small is not None:
-            faces = future.result() if future is not None else self.rec.detect(step.small)
-        elif future is not None:
-            future.cancel()
+            faces = detected[2] if detected is not None else self.rec.detect(step.small)
         with self.cond:
             self._replan()  # a scene cut may have moved the recognizer's schedule
         result = self.rec.finish_frame(step, faces)
@@ -123,7 +133,7 @@ class _InFlight:
     def _replan(self) -> None:
         """Plan the frames in flight again from the recognizer's last detected frame."""
         last = self.rec.last_detect
-        replanned: deque[tuple[Frame, Future[Faces] | None]] = deque()
+        replanned: deque[tuple[Frame, Future[Detected] | None]] = deque()
         for frame, future in self.frames:
             if self.rec.detects(frame.index, last):
                 last = frame.index

@@ -206,9 +206,10 @@ class LiveRecognizer:
 
     # -- the stages of one frame: the server's cameras run them for several frames at once ----
 
-    def start(self, frame: Frame) -> FrameStep:
+    def start(self, frame: Frame, prepared: tuple[float, np.ndarray] | None = None) -> FrameStep:
         """Look for gallery changes and scene cuts, and decide whether this frame is detected
-        (``step.small``, RGB at ``detect_width``, is what to detect on)."""
+        (``step.small``, RGB at ``detect_width``, is what to detect on; ``prepared``: the
+        frame's ``detection_input`` if the caller already made it)."""
         opts = self.options
         now = time.perf_counter()
         if now - self._checked >= opts.refresh_s:
@@ -223,7 +224,7 @@ class LiveRecognizer:
             step.detect = True  # find the new scene's faces now, not on the next detection frame
         if step.detect:
             self._last_detect = frame.index
-            step.scale, step.small = self.detection_input(frame)
+            step.scale, step.small = prepared or self.detection_input(frame)
         return step
 
     def track(self, step: FrameStep, faces: Faces | None) -> None:
