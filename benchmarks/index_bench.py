@@ -73,6 +73,16 @@ def real_embeddings() -> np.ndarray:
     return np.ascontiguousarray(emb.vectors[emb.found], np.float32)
 
 
+def model_subspace() -> np.ndarray:
+    """The embedding model's subspace basis, as a new gallery records it."""
+    from facesearch.embedding import FaceEmbedder
+
+    use_shared_models()
+    basis = FaceEmbedder().subspace()
+    assert basis is not None
+    return basis
+
+
 class FaceLike:
     """Samples unit vectors from a Gaussian fitted to real embeddings (mean and full covariance)."""
 
@@ -189,15 +199,21 @@ class Contender:
 
 
 class Facesearch(Contender):
+    """facesearch's index as a new gallery gets it: this CPU's choice, on the embedding model's
+    subspace (``basis.npy``, ``FaceEmbedder.subspace``). A variant ``DTYPE[+rrK][+proj]`` is
+    that storage type and re-rank depth on the full vectors, or with ``+proj`` projected."""
+
     name = "facesearch"
 
+    def configure(self, spec: dict) -> None:
+        self.basis = np.load(Path(spec["dir"]) / "basis.npy")
+
     def _params(self, ef: int | None = None):
-        """This CPU's defaults (``params_for_cpu``), or the variant ``DTYPE[+rrK]``."""
         from dataclasses import replace
 
         from facesearch.gallery.index import params_for_cpu
 
-        p = params_for_cpu()
+        p = params_for_cpu(project=self.basis.shape[1])
         p = replace(
             p,
             connectivity=self.m or p.connectivity,
@@ -205,14 +221,17 @@ class Facesearch(Contender):
             expansion_search=ef or p.expansion_search,
         )
         if self.dtype:
-            dtype, _, rr = self.dtype.partition("+rr")
-            p = replace(p, dtype=dtype, rerank=int(rr) if rr else p.rerank, chosen_for="")
+            dtype, *opts = self.dtype.split("+")
+            rr = [int(o[2:]) for o in opts if o.startswith("rr")]
+            project = self.basis.shape[1] if "proj" in opts else 0
+            p = replace(p, dtype=dtype, rerank=rr[0] if rr else p.rerank, project=project)
+            p = replace(p, chosen_for="")
         return p
 
     def build(self, vectors: np.ndarray) -> None:
         from facesearch.gallery.index import FaceIndex
 
-        self.index = FaceIndex(self.dim, self._params())
+        self.index = FaceIndex(self.dim, self._params(), self.basis)
         self.index.add(np.arange(len(vectors)), vectors)
         self.ef = self.index.search_breadth
 
@@ -228,12 +247,14 @@ class Facesearch(Contender):
     def load(self, path: str) -> None:
         from facesearch.gallery.index import FaceIndex
 
-        self.index = FaceIndex.load(Path(path), self.dim, self._params())
+        self.index = FaceIndex.load(Path(path), self.dim, self._params(), basis=self.basis)
 
     def view(self, path: str) -> bool:
         from facesearch.gallery.index import FaceIndex
 
-        self.index = FaceIndex.load(Path(path), self.dim, self._params(), view=True)
+        self.index = FaceIndex.load(
+            Path(path), self.dim, self._params(), view=True, basis=self.basis
+        )
         return True
 
 
@@ -466,6 +487,7 @@ class Result:
     memory_mb: float = 0.0
     build_memory_mb: float = 0.0
     rerank: int = 0
+    project: int = 0  # facesearch: the graph holds this many subspace coordinates (0: all)
     save_s: float | None = None
     load_s: float | None = None
     mmap_load_s: float | None = None
@@ -509,6 +531,7 @@ def worker(spec: dict) -> Result:
         p = c.index.params  # type: ignore[attr-defined]
         res.M, res.ef_construction, res.dtype = p.connectivity, p.expansion_add, p.dtype
         res.rerank = p.rerank if p.exact_rerank else 0
+        res.project = p.project
     else:
         res.M, res.ef_construction = c.m, c.efc
     queries = data["queries"]
@@ -646,6 +669,7 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
         np.save(Path(tmp) / "gallery.npy", ds.gallery)
         np.save(Path(tmp) / "queries.npy", ds.queries)
         np.save(Path(tmp) / "truth_sims.npy", truth_sims.astype(np.float32))
+        np.save(Path(tmp) / "basis.npy", model_subspace())
         del ds.gallery
         gc.collect()
         base = {
@@ -722,7 +746,8 @@ def print_table(results: list[Result]) -> None:
     def kind(r: Result) -> str:
         if r.method == "exact":
             return "f32"
-        return f"{r.dtype}+rr{r.rerank}" if r.rerank else r.dtype
+        stored = f"{r.dtype} of {r.project}-d" if r.project else r.dtype
+        return f"{stored}+rr{r.rerank}" if r.rerank else stored
 
     def opt(v: float | None, fmt: str) -> str:
         return format(v, fmt) if v is not None else "-"
@@ -850,7 +875,8 @@ def main() -> int:
         nargs="*",
         default=["f32", "f16"],
         help="facesearch with other storage types, for comparison (N <= --variants-max-n): "
-        "DTYPE or DTYPE+rrK (re-rank depth K; 0: none), e.g. i8+rr64 f16+rr0",
+        "DTYPE[+rrK][+proj] (re-rank depth K, 0: none; +proj: on the model's subspace, else on "
+        "full vectors), e.g. i8+rr16 f16+rr0 f16+rr16+proj",
     )
     ap.add_argument("--variants-max-n", type=int, default=100_000)
     ap.add_argument("--workdir", type=Path, default=CACHE / "index_bench")
@@ -894,7 +920,8 @@ def main() -> int:
     )
     from facesearch.gallery.index import params_for_cpu
 
-    print(f"facesearch's index here: {params_for_cpu().choice}")
+    project = model_subspace().shape[1]
+    print(f"facesearch's index here: {params_for_cpu(project=project).choice}")
     args.pg, versions = None, {}
     if any(m in PG_METHODS for m in args.methods):
         if args.pg_url:

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from index_bench import PG_BUILD_MEMORY, FaceLike, real_embeddings
+from index_bench import PG_BUILD_MEMORY, FaceLike, model_subspace, real_embeddings
 
 from _common import FACES, REPO, PgServer, use_shared_models
 
@@ -107,7 +107,7 @@ def build(gallery: str | Path, n: int, model_id: str) -> float:
     g = (
         open_gallery(gallery, model_id, real.shape[1], writable=True)
         if pg
-        else Gallery(Path(gallery), model_id, real.shape[1], writable=True)
+        else Gallery(Path(gallery), model_id, real.shape[1], writable=True, subspace=model_subspace)
     )
     with g, g.bulk_load():
         g.add(

@@ -231,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="candidates re-scored with exact vectors when the dtype is compressed (0: off)",
     )
+    p.add_argument(
+        "--project",
+        choices=("on", "off"),
+        help="build the graph on the model's 64-d subspace coordinates (on, the default where "
+        "the model has one) or on the full 512-d vectors",
+    )
 
     p = add(
         "migrate",
@@ -651,12 +657,14 @@ def run(args: argparse.Namespace) -> int:
                 if value is not None
             }
             t0 = time.perf_counter()
-            n = fs.reindex_changed(**changes)
+            project = None if args.project is None else args.project == "on"
+            n = fs.reindex_changed(project=project, **changes)
             now = fs.index_params()
             print(
                 f"Rebuilt the index from the database: {n} face(s) in {time.perf_counter() - t0:.1f}s "
                 f"(M={now.connectivity}, ef_construction={now.expansion_add}, "
                 f"ef_search={now.expansion_search or 'auto'}, {now.dtype}"
+                + (f" of {now.project}-d projections" if now.project else "")
                 + (f", exact re-rank of {now.rerank})" if now.exact_rerank else ")")
             )
             if now.chosen_for:
@@ -914,6 +922,7 @@ def _cmd_migrate(fs: FaceSearch, args: argparse.Namespace) -> int:
             emb.dim,
             progress=bar.update,
             on_total=lambda n: bar.reset(total=n),
+            subspace=emb.subspace,
         )
     finally:
         bar.close()

@@ -190,6 +190,7 @@ class FaceSearch:
                 emb.dim,
                 writable=writable,
                 wait=self.write_wait if writable else 0.0,
+                subspace=emb.subspace,
             )
         except ModelMismatchError as err:
             recorded = recorded_model(self.gallery_location) or ""
@@ -955,15 +956,23 @@ class FaceSearch:
         with self._writing() as gallery:
             return gallery.reindex(params)
 
-    def reindex_changed(self, **changes: Any) -> int:
+    def reindex_changed(self, project: bool | None = None, **changes: Any) -> int:
         """``reindex`` with ``changes`` (``IndexParams`` fields) made to the gallery's parameters.
         A directory gallery whose storage type and re-rank depth are not among them gets those
-        chosen for this CPU (``params_for_cpu``); set by hand, they are the gallery's own."""
+        chosen for this CPU (``params_for_cpu``); set by hand, they are the gallery's own.
+        ``project`` turns the graph on the model's subspace (``FaceEmbedder.subspace``) on or
+        off; a directory gallery that gets the CPU's choice gets it on where the model has one."""
         from .gallery.index import params_for_cpu
 
+        by_cpu = self.gallery_dir is not None and "dtype" not in changes and "rerank" not in changes
+        if project is None and by_cpu:
+            project = True
+        if project is not None:
+            basis = self.embedder.subspace() if project else None
+            changes["project"] = 0 if basis is None else basis.shape[1]
         current = self.index_params()
         params = dataclasses.replace(current, **changes) if changes else None
-        if self.gallery_dir is not None and "dtype" not in changes and "rerank" not in changes:
+        if by_cpu:
             params = params_for_cpu(base=params or current)
         elif params is not None:
             params = dataclasses.replace(params, chosen_for="")

@@ -193,6 +193,23 @@ def test_reindex_with_new_params_and_identify_ef(capsys, enrolled_copy):
         assert [f["name"] for f in json.loads(out)["results"][0]["faces"]] == before
 
 
+def test_reindex_project_off_and_on(capsys, enrolled_copy):
+    """An enrolled gallery's graph holds the model's 64-d subspace coordinates; --project off
+    rebuilds it on full vectors and on again, and identify names the same people either way."""
+    g = enrolled_copy
+    code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json")
+    before = [f["name"] for f in json.loads(out)["results"][0]["faces"]]
+    code, out, _ = run(capsys, "--gallery", g, "info", "--json")
+    assert json.loads(out)["index"]["project"] == 64
+    for setting, project, shown in (("off", 0, "i8, exact"), ("on", 64, "i8 of 64-d projections")):
+        code, out, err = run(capsys, "--gallery", g, "reindex", "--project", setting)
+        assert code == 0 and shown in out, err
+        code, out, _ = run(capsys, "--gallery", g, "info", "--json")
+        assert json.loads(out)["index"]["project"] == project
+        code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json")
+        assert [f["name"] for f in json.loads(out)["results"][0]["faces"]] == before, err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -27,7 +27,9 @@ def make_gallery(location, model_id=MODEL, dim=DIM):
 def fs(tmp_path):
     """A FaceSearch on a synthetic gallery; its "embedder" only names the model."""
     recs, ids = make_gallery(tmp_path / "g")
-    with FaceSearch(tmp_path / "g", embedder=SimpleNamespace(model_id=MODEL, dim=DIM)) as fs:
+    with FaceSearch(
+        tmp_path / "g", embedder=SimpleNamespace(model_id=MODEL, dim=DIM, subspace=lambda: None)
+    ) as fs:
         yield fs, recs, ids
 
 

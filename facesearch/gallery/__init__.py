@@ -11,7 +11,10 @@ be rebuilt from it). Both implement ``base.GalleryBackend`` and score people wit
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from ..config import is_postgres_url
 from .base import GalleryBackend
@@ -44,17 +47,29 @@ def open_gallery(
     writable: bool = False,
     params: IndexParams | None = None,
     wait: float = 0.0,
+    subspace: Callable[[], np.ndarray | None] | None = None,
 ) -> GalleryBackend:
     """Open the gallery at ``location``: a PostgreSQL URL or a directory.
 
     A writer waits up to ``wait`` seconds for another writer of a directory gallery to finish
-    (PostgreSQL writers queue on an advisory lock per transaction instead).
+    (PostgreSQL writers queue on an advisory lock per transaction instead). ``subspace`` gives
+    the basis of the subspace the model's embeddings lie in (``FaceEmbedder.subspace``): a new
+    directory gallery records it and builds its graph on those coordinates (``index.py``);
+    PostgreSQL's pgvector index holds full vectors.
     """
     if is_postgres_url(location):
         from .postgres import PostgresGallery
 
         return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
-    return Gallery(Path(location), model_id, dim, writable=writable, params=params, wait=wait)
+    return Gallery(
+        Path(location),
+        model_id,
+        dim,
+        writable=writable,
+        params=params,
+        wait=wait,
+        subspace=subspace,
+    )
 
 
 def recorded_model(location: str | os.PathLike[str]) -> str | None:

@@ -5,6 +5,9 @@ It holds only integer labels and vectors; who a label belongs to lives in the da
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
@@ -16,7 +19,12 @@ import numpy as np
 from ..errors import GalleryError, InputError
 from ..native import usearch_index
 
+log = logging.getLogger(__name__)
+
 DTYPES = ("f32", "f16", "bf16", "i8")
+# A vector may lose at most this share of its squared length to a projection: more means it is
+# not in the subspace the projection was made for, and the graph goes back to full vectors.
+MAX_RESIDUAL = 1e-3
 AUTO_EF = (64, 160, 100_000, 0.4, 1024)  # floor, ef at the reference size, that size, exponent, cap
 
 
@@ -34,16 +42,20 @@ def auto_ef(n: int) -> int:
 @dataclass(frozen=True)
 class IndexParams:
     """HNSW parameters: graph degree (M), candidate list sizes while adding and searching, the
-    scalar type the graph stores vectors as, and how many candidates are re-scored with the exact
-    float32 vectors when that type is a compressed one. ``expansion_search`` 0 means "grow with
-    the gallery" (``auto_ef``). Defaults and the measurements behind them: README, "The index at
-    scale" (``benchmarks/index_bench.py``)."""
+    scalar type the graph stores vectors as, how many candidates are re-scored with the exact
+    float32 vectors, and ``project``: the graph holds each vector's coordinates in a
+    ``project``-dimensional basis of the subspace the model's embeddings lie in (0: the full
+    vectors). Re-scoring happens when the graph's vectors are compressed or projected.
+    ``expansion_search`` 0 means "grow with the gallery" (``auto_ef``). Defaults and the
+    measurements behind them: docs/performance.md, "The index at scale"
+    (``benchmarks/index_bench.py``)."""
 
     connectivity: int = 32
     expansion_add: int = 128
     expansion_search: int = 0
     dtype: str = "i8"
     rerank: int = 64
+    project: int = 0
     chosen_for: str = ""  # the CPU kind ``params_for_cpu`` chose these for ("": not chosen so)
 
     def __post_init__(self) -> None:
@@ -56,6 +68,7 @@ class IndexParams:
             ("expansion_add", 1, 4096),
             ("expansion_search", 0, 4096),
             ("rerank", 0, 4096),
+            ("project", 0, 4096),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
@@ -65,8 +78,8 @@ class IndexParams:
 
     @property
     def exact_rerank(self) -> bool:
-        """Whether results are re-scored with exact vectors (compressed storage only)."""
-        return self.dtype != "f32" and self.rerank > 0
+        """Whether results are re-scored with exact vectors (compressed or projected graphs)."""
+        return (self.dtype != "f32" or self.project > 0) and self.rerank > 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -74,7 +87,8 @@ class IndexParams:
     @property
     def choice(self) -> str:
         """Why the index stores what it stores, for ``info``."""
-        kind = f"{self.dtype} + re-rank {self.rerank}" if self.exact_rerank else self.dtype
+        kind = f"{self.dtype} of {self.project}-d projections" if self.project else self.dtype
+        kind = f"{kind} + re-rank {self.rerank}" if self.exact_rerank else kind
         if self.chosen_for:
             return f"{kind}: chosen for {self.chosen_for}"
         return f"{kind}: set for this gallery (or its defaults from before the choice by CPU)"
@@ -111,13 +125,20 @@ def cpu_kind() -> str:
 _CPU_KIND: str | None = None
 
 
-def params_for_cpu(kind: str | None = None, base: IndexParams | None = None) -> IndexParams:
+def params_for_cpu(
+    kind: str | None = None, base: IndexParams | None = None, project: int | None = None
+) -> IndexParams:
     """``base`` (default: the defaults) with the storage type and re-rank depth chosen for the CPU
-    kind ``kind`` (default: this CPU's, ``cpu_kind``); ``chosen_for`` records the choice."""
+    kind ``kind`` (default: this CPU's, ``cpu_kind``); ``chosen_for`` records the choice.
+
+    ``project``: the width of the gallery's subspace basis (``Subspace``), where it has one; the
+    graph is then built on those projections on every CPU kind (the float32 re-rank keeps
+    distances exact), None keeps ``base``'s."""
     kind = kind or cpu_kind()
     family = "avx512" if kind in AVX512_KINDS else "avx2"
     label = f"avx512 ({kind})" if family == "avx512" else f"{kind} (no AVX-512)"
-    return replace(base or IndexParams(), **CPU_CHOICES[family], chosen_for=label)
+    params = replace(base or IndexParams(), **CPU_CHOICES[family], chosen_for=label)
+    return params if project is None else replace(params, project=project)
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -231,23 +252,62 @@ class FaceIndex:
     distance) and 1 - inner product is reported: the cosine distance. Indexes saved with usearch's
     "cos" metric (facesearch 0.2) load and answer the same distances. With a compressed ``dtype``
     the best ``rerank`` candidates are re-scored with exact float32 vectors (``ExactVectors``).
+
+    With ``params.project`` and a ``basis`` (dim, project) of the subspace the vectors lie in, the
+    graph holds each vector's coordinates in that basis: FaceNet's embeddings span about 50 of
+    their 512 dimensions, so a 64-d graph finds the same neighbours with an eighth of the memory
+    traffic, and the exact re-rank keeps the distances those of the full vectors. A vector that
+    does not lie in the basis's subspace (``MAX_RESIDUAL``) turns the projection off: the graph is
+    rebuilt on the full vectors, so the results stay right whatever is added.
     """
 
-    def __init__(self, dim: int, params: IndexParams | None = None) -> None:
-        Index = usearch_index()
-
+    def __init__(
+        self, dim: int, params: IndexParams | None = None, basis: np.ndarray | None = None
+    ) -> None:
+        params = params or IndexParams()
+        if params.project and (basis is None or basis.shape != (dim, params.project)):
+            params = replace(params, project=0)  # no basis of that width: full vectors
         self.dim = dim
         self.view = False
-        self.params = params = params or IndexParams()
-        self.exact = ExactVectors(dim) if params.exact_rerank else None
-        self._index = Index(
-            ndim=dim,
-            metric="ip",
-            dtype=params.dtype,
-            connectivity=params.connectivity,
-            expansion_add=params.expansion_add,
-            expansion_search=params.expansion_search or AUTO_EF[0],
+        self.params = params
+        self.basis = (
+            np.ascontiguousarray(basis, np.float32)
+            if params.project and basis is not None
+            else None
         )
+        self.exact = ExactVectors(dim) if params.exact_rerank or params.project else None
+        self._index = self._new_graph()
+
+    def _new_graph(self) -> Any:
+        Index = usearch_index()
+
+        p = self.params
+        return Index(
+            ndim=p.project or self.dim,
+            metric="ip",
+            dtype=p.dtype,
+            connectivity=p.connectivity,
+            expansion_add=p.expansion_add,
+            expansion_search=p.expansion_search or AUTO_EF[0],
+        )
+
+    def _graph_vectors(self, unit: np.ndarray) -> np.ndarray:
+        """What the graph holds of unit vectors: their projections, or themselves."""
+        return unit if self.basis is None else np.ascontiguousarray(unit @ self.basis)
+
+    def _stop_projecting(self) -> None:
+        """Rebuild the graph on the full (exact) vectors and keep it so from now on."""
+        assert self.exact is not None
+        log.warning(
+            "vectors outside the embedding model's subspace: the index is rebuilt on full vectors"
+        )
+        labels = self.labels()
+        self.params, self.basis = replace(self.params, project=0), None
+        self._index = self._new_graph()
+        if len(labels):
+            self._index.add(labels.astype(np.uint64), self.exact.get(labels))
+        if not self.params.exact_rerank:
+            self.exact = None  # a float32 graph holds the exact vectors itself
 
     @property
     def search_breadth(self) -> int:
@@ -276,9 +336,15 @@ class FaceIndex:
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         if len(labels):
             keys, unit = np.asarray(labels, dtype=np.int64), _unit(vectors)
+            graph = self._graph_vectors(unit)
+            if self.basis is not None:
+                residual = 1.0 - np.einsum("ij,ij->i", graph, graph)
+                if float(residual.max()) > MAX_RESIDUAL:
+                    self._stop_projecting()
+                    graph = unit
             if self.exact is not None:
                 self.exact.add(keys, unit)
-            self._index.add(keys.astype(np.uint64), unit)
+            self._index.add(keys.astype(np.uint64), graph)
 
     def remove(self, labels: np.ndarray) -> None:
         if len(labels):
@@ -312,7 +378,9 @@ class FaceIndex:
         compiled = self._index._compiled
         if compiled.expansion_search != ef:
             compiled.expansion_search = ef
-        found = compiled.search_many(q, count=wanted, exact=False, threads=threads)
+        found = compiled.search_many(
+            self._graph_vectors(q), count=wanted, exact=False, threads=threads
+        )
         keys, dist, counts = found[0].astype(np.int64), found[1], found[2]
         if self.exact is not None:
             return self._rerank(q, keys, counts, labels, dists)
@@ -359,17 +427,33 @@ class FaceIndex:
                 os.unlink(tmp)
 
     @classmethod
-    def load(cls, path: Path, dim: int, params: IndexParams, view: bool = False) -> FaceIndex:
+    def load(
+        cls,
+        path: Path,
+        dim: int,
+        params: IndexParams,
+        view: bool = False,
+        basis: np.ndarray | None = None,
+    ) -> FaceIndex:
         """Load (or memory-map, with ``view``) a saved index; GalleryError if unreadable.
 
-        The file's own structure (connectivity, dtype) wins over ``params``.
+        The file's own structure (connectivity, dtype, full or projected vectors) wins over
+        ``params``; a projected one needs the ``basis`` it was built with.
         """
         try:
             meta = _usearch_metadata(path)
             dtype = str(meta["kind_scalar"].name).lower()
+            ndim = int(meta["dimensions"])
         except Exception as err:  # usearch raises ValueError/RuntimeError for bad files
             raise GalleryError(f"{path}: unreadable index file ({err})") from err
-        idx = cls(dim, replace(params, dtype=dtype if dtype in DTYPES else params.dtype))
+        if ndim == dim:
+            project = 0
+        elif basis is not None and basis.shape == (dim, ndim):
+            project = ndim
+        else:
+            raise GalleryError(f"{path}: index has {ndim} dimensions, expected {dim}")
+        dtype = dtype if dtype in DTYPES else params.dtype
+        idx = cls(dim, replace(params, dtype=dtype, project=project), basis)
         try:
             if view:
                 idx._index.view(str(path))
@@ -378,7 +462,7 @@ class FaceIndex:
                 idx._index.load(str(path))
         except Exception as err:
             raise GalleryError(f"{path}: unreadable index file ({err})") from err
-        if idx._index.ndim != dim:
+        if idx._index.ndim != (project or dim):
             raise GalleryError(f"{path}: index has {idx._index.ndim} dimensions, expected {dim}")
         idx.params = replace(idx.params, connectivity=int(idx._index.connectivity))
         if idx.exact is not None:
@@ -393,6 +477,28 @@ class FaceIndex:
 def exact_path(index_path: Path) -> Path:
     """Where the exact float32 vectors of a compressed index live."""
     return index_path.with_name(index_path.name + ".f32")
+
+
+def basis_to_text(basis: np.ndarray, dim: int) -> str:
+    """A subspace basis (dim, k) with orthonormal columns, as text for a gallery's metadata;
+    InputError if it is not one."""
+    b = np.asarray(basis, dtype=np.float32)
+    if b.ndim != 2 or b.shape[0] != dim or not 0 < b.shape[1] < dim:
+        raise InputError(f"a subspace basis must be ({dim}, k) with 0 < k < {dim}, not {b.shape}")
+    if not np.allclose(b.T @ b, np.eye(b.shape[1]), atol=1e-4):
+        raise InputError("a subspace basis must have orthonormal columns")
+    data = base64.b64encode(np.ascontiguousarray(b).tobytes()).decode("ascii")
+    return json.dumps({"shape": list(b.shape), "float32": data})
+
+
+def basis_from_text(text: str, dim: int) -> np.ndarray:
+    """The basis ``basis_to_text`` wrote; ValueError if it is not one for ``dim``."""
+    doc = json.loads(text)
+    rows, cols = (int(x) for x in doc["shape"])
+    b = np.frombuffer(base64.b64decode(doc["float32"]), np.float32)
+    if rows != dim or not 0 < cols < dim or b.size != rows * cols:
+        raise ValueError(f"subspace basis of shape {doc['shape']} for {dim}-d vectors")
+    return b.reshape(rows, cols).copy()
 
 
 def _usearch_metadata(path: Path) -> dict[str, Any]:

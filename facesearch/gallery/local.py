@@ -17,8 +17,9 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,14 @@ from ..types import (
     ScannedPhoto,
     StoredPhoto,
 )
-from .index import FaceIndex, IndexParams, exact_path, params_for_cpu
+from .index import (
+    FaceIndex,
+    IndexParams,
+    basis_from_text,
+    basis_to_text,
+    exact_path,
+    params_for_cpu,
+)
 from .scoring import candidate_faces, refine_candidates, score_people
 from .store import GalleryStore
 
@@ -46,6 +54,7 @@ DB_NAME = "gallery.sqlite3"
 INDEX_NAME = "faces.usearch"
 INDEX_META_NAME = "faces.usearch.json"
 PARAMS_KEY = "index_params"
+SUBSPACE_KEY = "subspace"
 LOCK_NAME = ".lock"
 
 
@@ -83,8 +92,11 @@ class Gallery:
         writable: bool = False,
         params: IndexParams | None = None,
         wait: float = 0.0,
+        subspace: Callable[[], np.ndarray | None] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self._subspace_source = subspace
+        self.basis: np.ndarray | None = None
         self.model_id = model_id
         self.dim = dim
         self.writable = writable
@@ -106,6 +118,7 @@ class Gallery:
         try:
             self.store = GalleryStore(db_path, readonly=not writable)
             self.store.ensure_model(model_id, dim)
+            self.basis = self._stored_basis()
             self.params = (
                 self._explicit_params or self._stored_params() or self._new_params(new_gallery)
             )
@@ -211,9 +224,33 @@ class Gallery:
         from before that choice keeps the defaults it was built with."""
         if not (new_gallery and self.writable):
             return IndexParams()
-        params = params_for_cpu()
+        basis = self._adopt_basis()
+        params = params_for_cpu(project=0 if basis is None else basis.shape[1])
         self.store.set_meta({PARAMS_KEY: json.dumps(params.to_dict())})
         return params
+
+    def _stored_basis(self) -> np.ndarray | None:
+        """The subspace basis recorded in the gallery (``SUBSPACE_KEY``), if any."""
+        raw = self.store.get_meta(SUBSPACE_KEY)
+        if raw is None:
+            return None
+        try:
+            return basis_from_text(raw, self.dim)
+        except (ValueError, TypeError, KeyError) as err:
+            log.warning("ignoring an unreadable subspace basis in the gallery (%s)", err)
+            return None
+
+    def _adopt_basis(self) -> np.ndarray | None:
+        """The recorded basis; else the one ``subspace`` gives (the embedding model's), recorded
+        now; None where there is neither or the gallery is read-only."""
+        if self.basis is not None or not self.writable or self._subspace_source is None:
+            return self.basis
+        basis = self._subspace_source()
+        if basis is not None:
+            text = basis_to_text(basis, self.dim)  # checks its shape and that it is orthonormal
+            self.store.set_meta({SUBSPACE_KEY: text})
+            self.basis = basis_from_text(text, self.dim)
+        return self.basis
 
     def _open_index(self) -> FaceIndex:
         count = self.store.count_indexed()
@@ -228,7 +265,11 @@ class Gallery:
         if self.index_path.is_file():
             try:
                 index = FaceIndex.load(
-                    self.index_path, self.dim, self.params, view=in_step and not self.writable
+                    self.index_path,
+                    self.dim,
+                    self.params,
+                    view=in_step and not self.writable,
+                    basis=self.basis,
                 )
             except GalleryError as err:
                 log.warning("%s; rebuilding it from the database", err)
@@ -256,7 +297,7 @@ class Gallery:
         return index
 
     def _build_index(self) -> FaceIndex:
-        index = FaceIndex(self.dim, self.params)
+        index = FaceIndex(self.dim, self.params, self.basis)
         for labels, vectors in self.store.embeddings():
             index.add(labels, vectors)
         return index
@@ -297,10 +338,14 @@ class Gallery:
     def reindex(self, params: IndexParams | None = None) -> int:
         """Rebuild the index from the database and save it; returns the number of faces.
 
-        With ``params`` the index is rebuilt with them and they become the gallery's own.
+        With ``params`` the index is rebuilt with them and they become the gallery's own; their
+        ``project`` is the width of the gallery's subspace basis (recorded now if it has none
+        yet and the gallery was opened with a ``subspace``) or 0 where it has none.
         """
         self._require_writable()
         if params is not None:
+            basis = self._adopt_basis() if params.project else None
+            params = replace(params, project=0 if basis is None else basis.shape[1])
             self.params = params
         self.index = self._build_index()
         self._save_index(self.index)

@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import display_location
 from ..errors import GalleryError
 from .base import GalleryBackend
@@ -37,11 +39,13 @@ def migrate(
     batch: int = 500,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    subspace: Callable[[], np.ndarray | None] | None = None,
 ) -> MigrateReport:
     """Copy every person and face of ``source`` into ``destination`` (created if needed).
 
     Each batch of ``batch`` faces is one transaction in the destination. GalleryError if a photo
     is enrolled under different people in the two galleries, or if the counts differ at the end.
+    ``subspace``: as for ``open_gallery``, for a destination directory created here.
     """
     src_name, dst_name = display_location(source), display_location(destination)
     if os.fspath(source) == os.fspath(destination):
@@ -55,7 +59,7 @@ def migrate(
                 f"{src_name} holds a scanned photo library ({src.count_photos()} photos): "
                 "migrate copies enrolled galleries only, for now; nothing was copied"
             )
-        with open_gallery(destination, model_id, dim, writable=True) as dst:
+        with open_gallery(destination, model_id, dim, writable=True, subspace=subspace) as dst:
             if on_total:
                 on_total(src.count_faces())
             with dst.bulk_load():

@@ -768,9 +768,10 @@ class PostgresGallery:
         become the gallery's own); returns the number of faces."""
         from psycopg import sql
 
-        if params is not None and (params.dtype != "f32" or params.rerank):
+        if params is not None and (params.dtype != "f32" or params.rerank or params.project):
             raise InputError(
-                "a PostgreSQL gallery's index keeps float32 vectors: --dtype and --rerank do not apply"
+                "a PostgreSQL gallery's index keeps full float32 vectors: "
+                "--dtype, --rerank and --project do not apply"
             )
         with self._write(bump=False) as cur:
             if params is None:

@@ -4,6 +4,7 @@ compressed storage with exact re-ranking, parameters kept per gallery."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -391,3 +392,145 @@ def test_a_gallery_from_before_the_choice_keeps_the_old_defaults(cpu, tmp_path):
         g.reindex(params_for_cpu(base=g.index_params))
     with Gallery(tmp_path / "g", "m", 512) as g:
         assert g.info()["index"]["choice"] == "i8 + re-rank 16: chosen for haswell (no AVX-512)"
+
+
+# -- the graph on the model's subspace ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def basis(embedder):
+    return embedder.subspace()
+
+
+def in_subspace(vectors: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``vectors`` moved into the subspace (projected and made unit length again)."""
+    x = (vectors @ basis) @ basis.T
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_models_subspace_holds_its_embeddings(basis, real):
+    """FaceNet's output layer spans about 50 dimensions: a 64-d basis from the weights alone
+    keeps all but a few millionths of every real embedding's squared length."""
+    assert basis.shape == (512, 64) and basis.dtype == np.float32
+    assert np.allclose(basis.T @ basis, np.eye(64), atol=1e-5)
+    kept = np.einsum("ij,ij->i", real @ basis, real @ basis)
+    assert kept.min() > 1 - 1e-4
+    # a random direction keeps about 64/512 of its length: the subspace is a real restriction
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal((100, 512))
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    assert np.einsum("ij,ij->i", r @ basis, r @ basis).mean() < 0.2
+
+
+def projected_data(data, basis):
+    gallery, queries = data
+    return in_subspace(gallery, basis), in_subspace(queries, basis)
+
+
+@pytest.mark.parametrize("dtype", ["i8", "f32"])
+def test_a_projected_index_finds_what_exact_search_finds(data, basis, tmp_path, dtype):
+    gallery, queries = projected_data(data, basis)
+    params = IndexParams(dtype=dtype, rerank=16, project=64)
+    index = FaceIndex(512, params, basis)
+    index.add(np.arange(len(gallery)), gallery)
+    assert index.params.project == 64 and index._index.ndim == 64
+    labels, dists = index.search(queries, 5)
+    best = exact_top1(gallery, queries)
+    found = np.einsum("qd,qd->q", queries, gallery[labels[:, 0]])
+    assert np.mean(found >= best - 1e-6) >= 0.99
+    # distances are those of the full vectors (the exact re-rank), best first
+    exact = 1.0 - np.einsum("qd,qkd->qk", queries, gallery[labels])
+    assert np.allclose(dists, exact, atol=1e-5) and (np.diff(dists, axis=1) >= 0).all()
+    assert np.allclose(index.vectors(labels[:3, 0]), gallery[labels[:3, 0]])
+    # saved and opened again (loaded or memory-mapped) it answers the same, given its basis
+    path = tmp_path / "faces.usearch"
+    index.save(path)
+    for view in (False, True):
+        again = FaceIndex.load(path, 512, IndexParams(dtype=dtype), view=view, basis=basis)
+        assert again.params.project == 64 and again.view == view
+        assert np.array_equal(again.search(queries, 5)[0], labels)
+    with pytest.raises(GalleryError, match="index has 64 dimensions, expected 512"):
+        FaceIndex.load(path, 512, IndexParams(dtype=dtype))
+
+
+def test_a_vector_outside_the_subspace_turns_the_projection_off(data, basis, caplog):
+    """Whatever is added, results stay right: a vector the basis does not hold (here the test's
+    synthetic ones, which are not in the model's subspace) rebuilds the graph on full vectors."""
+    inside, queries = projected_data(data, basis)
+    outside = data[0][200:1200]
+    assert np.einsum("ij,ij->i", outside @ basis, outside @ basis).min() < 0.9
+    index = FaceIndex(512, IndexParams(rerank=16, project=64), basis)
+    index.add(np.arange(1000), inside[:1000])
+    assert index.params.project == 64
+    index.add(np.arange(1000, 2000), outside)
+    assert "outside the embedding model's subspace" in caplog.text
+    assert index.params.project == 0 and index.basis is None and index._index.ndim == 512
+    gallery = np.r_[inside[:1000], outside]
+    for q in (queries, data[1]):
+        labels, dists = index.search(q, 3)
+        best = exact_top1(gallery, q)
+        assert np.mean(np.einsum("qd,qd->q", q, gallery[labels[:, 0]]) >= best - 1e-6) >= 0.99
+        assert np.allclose(dists, 1.0 - np.einsum("qd,qkd->qk", q, gallery[labels]), atol=1e-5)
+
+
+def test_a_projection_needs_a_basis_of_its_width(basis):
+    assert FaceIndex(512, IndexParams(project=64)).params.project == 0
+    assert FaceIndex(512, IndexParams(project=32), basis).params.project == 0
+    assert FaceIndex(512, IndexParams(project=64), basis).params.project == 64
+    from facesearch.gallery.index import basis_from_text, basis_to_text
+
+    assert np.array_equal(basis_from_text(basis_to_text(basis, 512), 512), basis)
+    with pytest.raises(InputError, match="orthonormal"):
+        basis_to_text(basis * 2, 512)
+    with pytest.raises(InputError, match=r"must be \(512, k\)"):
+        basis_to_text(np.eye(512, dtype=np.float32), 512)
+
+
+def test_a_gallery_records_the_models_subspace_and_keeps_it(data, basis, cpu, tmp_path):
+    from facesearch.gallery.local import SUBSPACE_KEY
+
+    gallery, queries = projected_data(data, basis)
+    cpu("haswell")
+    asked = []
+
+    def subspace():
+        asked.append(1)
+        return basis
+
+    with Gallery(tmp_path / "g", "m", 512, writable=True, subspace=subspace) as g:
+        g.add(records(gallery[:400]))
+        info = g.info()["index"]
+        assert info["project"] == 64
+        assert (
+            info["choice"] == "i8 of 64-d projections + re-rank 16: chosen for haswell (no AVX-512)"
+        )
+        assert g.store.get_meta(SUBSPACE_KEY) is not None
+    assert len(asked) == 1
+    # opened again without the model's basis at hand, it uses the recorded one
+    for writable in (False, True):
+        with Gallery(tmp_path / "g", "m", 512, writable=writable) as g:
+            assert g.index_params.project == 64
+            assert g.search(gallery[7:8], 1)[0][0].name == "p7"
+    # lost index: rebuilt projected; reindex turns it off and on (the width is the basis's)
+    (tmp_path / "g" / "faces.usearch").unlink()
+    with Gallery(tmp_path / "g", "m", 512, writable=True) as g:
+        assert g.index_params.project == 64
+        g.reindex(replace(g.index_params, project=0))
+        assert g.index_params.project == 0 and g.index._index.ndim == 512
+        g.reindex(replace(g.index_params, project=1))
+        assert g.index_params.project == 64
+    assert len(asked) == 1
+
+
+def test_a_gallery_without_a_subspace_can_adopt_one_on_reindex(data, basis, tmp_path):
+    gallery, _ = projected_data(data, basis)
+    with Gallery(tmp_path / "g", "m", 512, writable=True) as g:
+        g.add(records(gallery[:300]))
+        assert g.index_params.project == 0
+        g.reindex(replace(g.index_params, project=64))  # nothing to project with: stays off
+        assert g.index_params.project == 0
+    with Gallery(tmp_path / "g", "m", 512, writable=True, subspace=lambda: basis) as g:
+        assert g.index_params.project == 0  # an existing gallery changes only on reindex
+        g.reindex(replace(g.index_params, project=64))
+        assert g.index_params.project == 64
+        assert g.search(gallery[11:12], 1)[0][0].name == "p11"

@@ -269,8 +269,10 @@ def test_reindex_with_parameters_keeps_them(pg_url):
         assert (g.index_params.connectivity, g.index_params.expansion_add) == (16, 64)
         with pytest.raises(InputError, match=r"connectivity \(m\)"):
             g.reindex(IndexParams(connectivity=200, dtype="f32", rerank=0))
-        with pytest.raises(InputError, match="--dtype and --rerank do not apply"):
+        with pytest.raises(InputError, match="--dtype, --rerank and --project do not apply"):
             g.reindex(IndexParams(connectivity=8, expansion_add=32))
+        with pytest.raises(InputError, match="--project do not apply"):
+            g.reindex(IndexParams(dtype="f32", rerank=0, project=64))
         assert g.reindex(IndexParams(connectivity=8, expansion_add=32, dtype="f32", rerank=0)) == 20
     with open_gallery(pg_url, MODEL, DIM) as g:
         assert g.info()["index"]["connectivity"] == 8
