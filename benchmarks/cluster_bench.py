@@ -93,15 +93,20 @@ def lfw_faces() -> dict[str, np.ndarray]:
 
 
 def synthetic(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` unit vectors: ``real`` plus synthetic people (6 faces each, spread like real ones)."""
+    """``n`` unit vectors: ``real`` plus synthetic people (6 faces each, spread like real ones).
+
+    Each face is its person's centre plus noise of length ~0.55 within the span of the real
+    embeddings (about 51 of 512 dimensions: FaceNet's output layer produces nothing outside it,
+    ``FaceEmbedder.subspace``), so synthetic faces, like real ones, lie in that span."""
     from index_bench import FaceLike
 
     rng = np.random.default_rng(seed)
     extra = n - len(real)
     centres = FaceLike(real, seed).sample(extra // 6 + 1)
-    v = centres[np.arange(extra) // 6] + 0.55 * (
-        rng.standard_normal((extra, real.shape[1])).astype(np.float32) / np.sqrt(real.shape[1])
-    )
+    values, vectors = np.linalg.eigh(real.T.astype(np.float64) @ real)
+    span = vectors[:, values > 1e-6 * values[-1]].astype(np.float32)  # (512, ~51)
+    noise = rng.standard_normal((extra, span.shape[1])).astype(np.float32) @ span.T
+    v = centres[np.arange(extra) // 6] + 0.55 * noise / np.sqrt(span.shape[1])
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return np.concatenate([real, v.astype(np.float32)])
 

@@ -46,6 +46,9 @@ class GalleryBackend(Protocol):
     model_id: str
     dim: int
     writable: bool
+    #: the basis of the model's embedding subspace a directory gallery records and builds its
+    #: graph on (``index.FaceIndex``); None where there is none (PostgreSQL keeps full vectors)
+    basis: np.ndarray | None
 
     @property
     def location(self) -> str:

@@ -290,6 +290,7 @@ class PostgresGallery:
         self._pg = _import_psycopg()
         self.url = url
         self.model_id = model_id
+        self.basis: np.ndarray | None = None  # pgvector's index holds full vectors
         self.dim = int(dim)
         self.writable = writable
         self._threshold: Threshold | None = None

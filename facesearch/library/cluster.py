@@ -34,6 +34,12 @@ import numpy as np
 from ..native import usearch_index
 
 EXACT_UP_TO = 20_000  # faces; above this, neighbours come from an HNSW index
+# From PROJECT_FROM faces on, neighbours are searched on SUBSPACE_WIDTH coordinates where those
+# hold every face but for MAX_LOSS of its squared length (``_coordinates``); below, finding the
+# coordinates costs more than it saves.
+PROJECT_FROM = 10_000
+SUBSPACE_WIDTH = 64
+MAX_LOSS = 1e-4
 
 
 @dataclass
@@ -231,9 +237,32 @@ class FaceClusterer:
         return labels
 
 
+def _coordinates(vectors: np.ndarray) -> np.ndarray | None:
+    """A basis (D, SUBSPACE_WIDTH) of the span of the vectors' top principal directions (about
+    the origin), where that span holds every vector but for MAX_LOSS of its squared length; else
+    None. FaceNet's embeddings span about 51 of their 512 dimensions (``FaceEmbedder.subspace``),
+    so their dot products are the same, to that loss, on 64 coordinates: an eighth of the work."""
+    n, dim = vectors.shape
+    if dim <= 2 * SUBSPACE_WIDTH or n < PROJECT_FROM:
+        return None
+    gram = np.zeros((dim, dim), np.float64)
+    for s in range(0, n, 65536):
+        part = vectors[s : s + 65536]
+        gram += part.T @ part
+    basis = np.linalg.eigh(gram)[1][:, ::-1][:, :SUBSPACE_WIDTH].astype(np.float32)
+    kept = np.einsum("ij,ij->i", vectors @ basis, vectors @ basis)
+    lost = np.einsum("ij,ij->i", vectors, vectors) - kept
+    return basis if float(lost.max()) <= MAX_LOSS else None
+
+
 def _knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query's ``k`` nearest vectors (indices, cosine distances), exact up to
-    ``EXACT_UP_TO`` vectors and with an HNSW index above that."""
+    ``EXACT_UP_TO`` vectors and with an HNSW index above that; on the vectors' subspace
+    coordinates where they have one (``_coordinates``)."""
+    basis = _coordinates(vectors)
+    if basis is not None:
+        vectors = np.ascontiguousarray(vectors @ basis)
+        queries = np.ascontiguousarray(queries @ basis)
     if len(vectors) <= EXACT_UP_TO:
         idx = np.empty((len(queries), k), np.int64)
         dist = np.empty((len(queries), k), np.float32)

@@ -434,7 +434,7 @@ def test_a_projected_index_finds_what_exact_search_finds(data, basis, tmp_path, 
     index = FaceIndex(512, params, basis)
     index.add(np.arange(len(gallery)), gallery)
     assert index.params.project == 64 and index._index.ndim == 64
-    labels, dists = index.search(queries, 5)
+    labels, dists = index.search(queries, 5, ef=128)
     best = exact_top1(gallery, queries)
     found = np.einsum("qd,qd->q", queries, gallery[labels[:, 0]])
     assert np.mean(found >= best - 1e-6) >= 0.99
@@ -448,7 +448,7 @@ def test_a_projected_index_finds_what_exact_search_finds(data, basis, tmp_path, 
     for view in (False, True):
         again = FaceIndex.load(path, 512, IndexParams(dtype=dtype), view=view, basis=basis)
         assert again.params.project == 64 and again.view == view
-        assert np.array_equal(again.search(queries, 5)[0], labels)
+        assert np.array_equal(again.search(queries, 5, ef=128)[0], labels)
     with pytest.raises(GalleryError, match="index has 64 dimensions, expected 512"):
         FaceIndex.load(path, 512, IndexParams(dtype=dtype))
 
@@ -467,7 +467,7 @@ def test_a_vector_outside_the_subspace_turns_the_projection_off(data, basis, cap
     assert index.params.project == 0 and index.basis is None and index._index.ndim == 512
     gallery = np.r_[inside[:1000], outside]
     for q in (queries, data[1]):
-        labels, dists = index.search(q, 3)
+        labels, dists = index.search(q, 3, ef=128)
         best = exact_top1(gallery, q)
         assert np.mean(np.einsum("qd,qd->q", q, gallery[labels[:, 0]]) >= best - 1e-6) >= 0.99
         assert np.allclose(dists, 1.0 - np.einsum("qd,qkd->qk", q, gallery[labels]), atol=1e-5)
@@ -534,3 +534,22 @@ def test_a_gallery_without_a_subspace_can_adopt_one_on_reindex(data, basis, tmp_
         g.reindex(replace(g.index_params, project=64))
         assert g.index_params.project == 64
         assert g.search(gallery[11:12], 1)[0][0].name == "p11"
+
+
+def test_migrate_passes_the_recorded_basis_on(data, basis, tmp_path):
+    """A directory copied into a new directory keeps its graph on the subspace without the
+    model at hand; with no basis in the source the caller's (the model's) is used."""
+    from facesearch.gallery import migrate
+
+    gallery, _ = projected_data(data, basis)
+    with Gallery(tmp_path / "a", "m", 512, writable=True, subspace=lambda: basis) as g:
+        g.add(records(gallery[:200]))
+    assert migrate(tmp_path / "a", tmp_path / "b", "m", 512).faces == 200
+    with Gallery(tmp_path / "b", "m", 512) as g:
+        assert g.index_params.project == 64 and np.array_equal(g.basis, basis)
+        assert g.search(gallery[3:4], 1)[0][0].name == "p3"
+    with Gallery(tmp_path / "c", "m", 512, writable=True) as g:
+        g.add(records(gallery[:50]))
+    migrate(tmp_path / "c", tmp_path / "d", "m", 512, subspace=lambda: basis)
+    with Gallery(tmp_path / "d", "m", 512) as g:
+        assert g.index_params.project == 64

@@ -126,3 +126,32 @@ def test_stable_ids_follow_the_faces():
     new = np.array([0, 0, 0, 0, 1, 1, 2, 2, -1])  # 5 and 9 overlap, 3 dissolves
     ids = stable_ids(new, old, next_id=12)
     assert ids.tolist() == [5, 5, 5, 5, 9, 9, 12, 12, 0]
+
+
+def test_neighbours_on_the_faces_subspace_are_those_of_the_full_vectors(monkeypatch):
+    """Faces that span a small subspace of 512-d (as FaceNet's do: ~51 dimensions) are searched
+    on 64 coordinates: same neighbours, same distances, same clusters; faces that do not keep
+    their full vectors."""
+    import facesearch.library.cluster as cluster
+
+    monkeypatch.setattr(cluster, "PROJECT_FROM", 100)
+    rng = np.random.default_rng(7)
+    small, who = people(rng, 30, 5)
+    embed = np.linalg.qr(rng.standard_normal((512, D)))[0][:, :50]  # 50 of 512 dimensions
+    v = np.ascontiguousarray(
+        (small[:, :50] / np.linalg.norm(small[:, :50], axis=1, keepdims=True)) @ embed.T,
+        dtype=np.float32,
+    )
+    basis = cluster._coordinates(v)
+    assert basis is not None and basis.shape == (512, cluster.SUBSPACE_WIDTH)
+    idx, dist = cluster._knn(v, v[:40], 6)
+    exact = 1.0 - v[:40] @ v.T
+    assert np.allclose(np.sort(dist, 1), np.sort(exact, 1)[:, :6], atol=1e-5)
+    labels = FaceClusterer().fit(v).labels_
+    with monkeypatch.context() as m:
+        m.setattr(cluster, "_coordinates", lambda vectors: None)
+        assert np.array_equal(FaceClusterer().fit(v).labels_, labels)
+    assert same_partition(labels, who)
+    full = rng.standard_normal((300, 512)).astype(np.float32)
+    full /= np.linalg.norm(full, axis=1, keepdims=True)
+    assert cluster._coordinates(full) is None
