@@ -131,9 +131,9 @@ def params_for_cpu(
     """``base`` (default: the defaults) with the storage type and re-rank depth chosen for the CPU
     kind ``kind`` (default: this CPU's, ``cpu_kind``); ``chosen_for`` records the choice.
 
-    ``project``: the width of the gallery's subspace basis (``Subspace``), where it has one; the
-    graph is then built on those projections on every CPU kind (the float32 re-rank keeps
-    distances exact), None keeps ``base``'s."""
+    ``project``: the width of the gallery's subspace basis (``FaceEmbedder.subspace``), where
+    it has one; the graph is then built on those projections on every CPU kind (the float32
+    re-rank keeps distances exact), None keeps ``base``'s."""
     kind = kind or cpu_kind()
     family = "avx512" if kind in AVX512_KINDS else "avx2"
     label = f"avx512 ({kind})" if family == "avx512" else f"{kind} (no AVX-512)"
@@ -254,7 +254,7 @@ class FaceIndex:
     the best ``rerank`` candidates are re-scored with exact float32 vectors (``ExactVectors``).
 
     With ``params.project`` and a ``basis`` (dim, project) of the subspace the vectors lie in, the
-    graph holds each vector's coordinates in that basis: FaceNet's embeddings span about 50 of
+    graph holds each vector's coordinates in that basis: FaceNet's embeddings span about 51 of
     their 512 dimensions, so a 64-d graph finds the same neighbours with an eighth of the memory
     traffic, and the exact re-rank keeps the distances those of the full vectors. A vector that
     does not lie in the basis's subspace (``MAX_RESIDUAL``) turns the projection off: the graph is
