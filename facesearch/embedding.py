@@ -135,8 +135,8 @@ class FaceEmbedder:
 
         The output layer is a linear map followed by batch norm, so before normalising every
         embedding is ``A x + c``: it lies in the span of ``A``'s columns and ``c``. For the
-        VGGFace2 weights ``A`` has 50 singular values above 5 % of the largest (3.9 down to 3.4,
-        then 0.42 and below 0.12), so k = 64 holds every embedding to within a few millionths
+        VGGFace2 weights ``A`` has 50 singular values above 5 % of the largest (49 from 3.9 down
+        to 3.4, then 0.42; the rest below 0.12), so k = 64 holds every embedding to within a few millionths
         of its squared length (docs/performance.md, "The index at scale"). A gallery's index
         searches on these 64 coordinates instead of 512 (``gallery/index.py``).
         """
