@@ -16,15 +16,15 @@ from .errors import WeightsError
 from .runtimes import Runner, load_runner, onnx_file, resolve_runtime
 from .weights import EMBEDDING_DIM, MODEL_ID, load_state_dict, resolve_weights
 
-# Singular values of the output layer below this share of the largest count as zero, and the
-# subspace basis is rounded up to a multiple of SUBSPACE_STEP dimensions.
-SUBSPACE_TOL = 0.05
-SUBSPACE_STEP = 32
-
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+
+# Singular values of the output layer below this share of the largest count as zero, and the
+# subspace basis is rounded up to a multiple of SUBSPACE_STEP dimensions.
+SUBSPACE_TOL = 0.05
+SUBSPACE_STEP = 32
 
 
 FLIP_TAG = "flip"  # the last part of the model id of flip-averaged embeddings
@@ -136,9 +136,9 @@ class FaceEmbedder:
         The output layer is a linear map followed by batch norm, so before normalising every
         embedding is ``A x + c``: it lies in the span of ``A``'s columns and ``c``. For the
         VGGFace2 weights ``A`` has 50 singular values above 5 % of the largest (49 from 3.9 down
-        to 3.4, then 0.42; the rest below 0.12), so k = 64 holds every embedding to within a few millionths
-        of its squared length (docs/performance.md, "The index at scale"). A gallery's index
-        searches on these 64 coordinates instead of 512 (``gallery/index.py``).
+        to 3.4, then 0.42; the rest below 0.12), so k = 64 holds every embedding to within a few
+        millionths of its squared length (docs/performance.md, "The index at scale"). A
+        gallery's index searches on these 64 coordinates instead of 512 (``gallery/index.py``).
         """
         if self._subspace is None:
             import torch

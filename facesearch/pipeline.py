@@ -968,8 +968,8 @@ class FaceSearch:
         if project is None and by_cpu:
             project = True
         if project is not None:
-            basis = self._subspace_basis() if project else None
-            changes["project"] = 0 if basis is None else basis.shape[1]
+            # any width turns it on: the gallery puts its basis's (``Gallery.reindex``)
+            changes["project"] = 1 if project else 0
         current = self.index_params()
         params = dataclasses.replace(current, **changes) if changes else None
         if by_cpu:
@@ -977,12 +977,6 @@ class FaceSearch:
         elif params is not None:
             params = dataclasses.replace(params, chosen_for="")
         return self.reindex(params)
-
-    def _subspace_basis(self) -> np.ndarray | None:
-        """The subspace basis the gallery recorded, else the model's (loading it)."""
-        with self._reading() as gallery:
-            basis = gallery.basis
-        return basis if basis is not None else self.embedder.subspace()
 
     def index_params(self) -> IndexParams:
         """The HNSW parameters of this gallery's index as it is now."""

@@ -247,9 +247,9 @@ class Gallery:
             return self.basis
         basis = self._subspace_source()
         if basis is not None:
-            text = basis_to_text(basis, self.dim)  # checks its shape and that it is orthonormal
-            self.store.set_meta({SUBSPACE_KEY: text})
-            self.basis = basis_from_text(text, self.dim)
+            # basis_to_text checks its shape and that it is orthonormal
+            self.store.set_meta({SUBSPACE_KEY: basis_to_text(basis, self.dim)})
+            self.basis = np.array(basis, np.float32)
         return self.basis
 
     def _open_index(self) -> FaceIndex:

@@ -250,8 +250,8 @@ def _coordinates(vectors: np.ndarray) -> np.ndarray | None:
         part = vectors[s : s + 65536]
         gram += part.T @ part
     basis = np.linalg.eigh(gram)[1][:, ::-1][:, :SUBSPACE_WIDTH].astype(np.float32)
-    kept = np.einsum("ij,ij->i", vectors @ basis, vectors @ basis)
-    lost = np.einsum("ij,ij->i", vectors, vectors) - kept
+    coords = vectors @ basis
+    lost = np.einsum("ij,ij->i", vectors, vectors) - np.einsum("ij,ij->i", coords, coords)
     return basis if float(lost.max()) <= MAX_LOSS else None
 
 
