@@ -733,21 +733,24 @@ def bench_n(args: argparse.Namespace, real: np.ndarray, n: int) -> list[Result]:
     return results
 
 
+def stored_as(r: Result) -> str:
+    """What the graph holds: "i8 of 64-d+rr16" (int8 of the subspace coordinates, the best 16
+    re-ranked with the exact vectors), "f32"..."""
+    if r.method == "exact":
+        return "f32"
+    stored = f"{r.dtype} of {r.project}-d" if r.project else r.dtype
+    return f"{stored}+rr{r.rerank}" if r.rerank else stored
+
+
 def print_table(results: list[Result]) -> None:
     exact = {r.n: r for r in results if r.method == "exact"}
     head = (
-        f"{'N':>9} {'method':<11} {'dtype':<8} {'M':>3} {'efC':>4} {'ef':>4} {'R@1':>7} "
+        f"{'N':>9} {'method':<11} {'stored as':<16} {'M':>3} {'efC':>4} {'ef':>4} {'R@1':>7} "
         f"{'R@1 real':>8} {'R@10':>7} {'q/s 1 thr':>9} {'vs exact':>8} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'q/s batch':>9} {'vs exact':>8} {'build s':>8} {'mem MB':>7} "
         f"{'file MB':>7} {'save s':>6} {'load s':>6} {'mmap s':>6} {'ms@gef':>7}"
     )
     print("\n" + head + "\n" + "-" * len(head))
-
-    def kind(r: Result) -> str:
-        if r.method == "exact":
-            return "f32"
-        stored = f"{r.dtype} of {r.project}-d" if r.project else r.dtype
-        return f"{stored}+rr{r.rerank}" if r.rerank else stored
 
     def opt(v: float | None, fmt: str) -> str:
         return format(v, fmt) if v is not None else "-"
@@ -755,7 +758,7 @@ def print_table(results: list[Result]) -> None:
     for r in results:
         e = exact[r.n]
         print(
-            f"{r.n:>9,} {r.method:<11} {kind(r):<8} "
+            f"{r.n:>9,} {r.method:<11} {stored_as(r):<16} "
             f"{opt(r.M, 'd'):>3} {opt(r.ef_construction, 'd'):>4} {opt(r.ef, 'd'):>4} "
             f"{r.recall_at_1:>7.4f} {r.recall_at_1_real:>8.4f} {r.recall_at_10:>7.4f} "
             f"{r.qps_single:>9,.0f} {r.qps_single / e.qps_single:>7.1f}x {r.p50_ms:>7.3f} "
@@ -776,7 +779,7 @@ def plot(results: list[Result], path: Path) -> None:
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.6))
     main_rows = [r for r in results if not r.variant]
     labels = dict.fromkeys(
-        [r.method for r in main_rows] + [f"{r.method} {r.dtype}" for r in results if r.variant]
+        [r.method for r in main_rows] + [f"{r.method} {stored_as(r)}" for r in results if r.variant]
     )
     colour = {label: f"C{i}" for i, label in enumerate(labels)}
     for method in dict.fromkeys(r.method for r in main_rows):
@@ -816,7 +819,7 @@ def plot(results: list[Result], path: Path) -> None:
             else max(r.n for r in swept)
         )
         for r in (r for r in swept if r.n == n):
-            label = r.method + (f" {r.dtype}" if r.variant else "")
+            label = r.method + (f" {stored_as(r)}" if r.variant else "")
             c.plot(
                 [p["qps_batch"] for p in r.sweep],
                 [p["recall_at_1"] for p in r.sweep],
