@@ -6,16 +6,25 @@ Inputs: lfw_dev photos (250x250), the frames of ``video.mp4`` resized to 640x480
 * ``facenet-pytorch MTCNN``: stock ``MTCNN(keep_all=True).detect``, one image per call;
 * ``facesearch before``: ``FaceDetector(backend="facenet-pytorch")``, facenet-pytorch's
   MTCNN with channels-last networks (what facesearch ran until the cascade);
-* ``facesearch cascade``: ``FaceDetector()``, one image per call (a live frame, one photo);
-* ``facesearch cascade xN``: N images per call (enroll and scan batches).
+* ``cascade on torch``: ``FaceDetector(runtime="torch")``, one image per call (a live frame,
+  one photo), and ``xN``: N images per call (enroll and scan batches);
+* ``cascade on openvino``: the same with the networks on OpenVINO (``--detect-runtime auto``
+  where ``facesearch[fast]`` is installed), the calls, pyramid levels and crops of a call split
+  between one-thread workers.
 
 No padded retry (facenet-pytorch has none). Agreement is with stock facenet-pytorch (its boxes
 clipped to the image, as facesearch reports them) and with "facesearch before": images with the
-same number of faces, and faces with a counterpart at box IoU >= 0.95 and landmarks within 2 px. Each method runs ``--repeat`` passes; the fastest pass is reported (the machine
-may be shared). MTCNN runs in fp32 everywhere: bf16 made PNet slower here and would move
+same number of faces, and faces with a counterpart at box IoU >= 0.95 and landmarks within 2 px.
+Each method runs ``--repeat`` passes; the fastest pass is reported (the machine may be shared),
+and the first pass beside it (OpenVINO makes its kernels for each input shape it has not seen). MTCNN runs in fp32 everywhere: bf16 made PNet slower here and would move
 boxes, so ``--precision`` does not apply to detection.
 
+``--nets`` times the three networks alone instead, one thread, at a 640x480 frame's shapes
+(PNet's first level and a smaller one, RNet on 227 candidates, ONet on 31): torch
+channels-last against OpenVINO, best of 3 x 15 calls.
+
     python benchmarks/detect_bench.py [--lfw 300] [--batch 8] [--repeat 3] [--json PATH]
+    python benchmarks/detect_bench.py --nets
 """
 
 from __future__ import annotations
@@ -109,13 +118,51 @@ def agreement(ref: list, got: list) -> tuple[int, int, int]:
     return same, matched, total
 
 
-def timed(fn, images: list, repeat: int) -> tuple[float, list]:
-    best, out = float("inf"), []
+def timed(fn, images: list, repeat: int) -> tuple[float, float, list]:
+    """(fastest pass s, first pass s, detections)."""
+    times, out = [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn(images)
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        times.append(time.perf_counter() - t0)
+    return min(times), times[0], out
+
+
+def time_nets() -> None:
+    """Each network alone, one thread: torch channels-last against OpenVINO."""
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
+    from facesearch.mtcnn_runtime import OpenVINONet, use_threads
+
+    torch.set_num_threads(1)
+    use_threads(1)
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(15):
+                fn()
+            times.append((time.perf_counter() - t0) / 15)
+        return 1000 * min(times)
+
+    print(f"CPU: {cpu_line()}\ntorch {torch.__version__}, one thread; ms per call, best of 3 x 15")
+    print(f"{'network, input':<34} {'torch':>8} {'openvino':>9} {'ratio':>6}")
+    for net, shape in (
+        (PNet, (1, 3, 289, 385)),
+        (PNet, (1, 3, 103, 137)),
+        (RNet, (227, 3, 24, 24)),
+        (ONet, (31, 3, 48, 48)),
+    ):
+        module = net().eval().to(memory_format=torch.channels_last)
+        ov = OpenVINONet(net(), shape)
+        x = torch.randn(*shape).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            t = best(lambda m=module, x=x: m(x))
+            o = best(lambda m=ov, x=x: m(x))
+        label = f"{net.__name__} {shape[0]} x {shape[2]}x{shape[3]}"
+        print(f"{label:<34} {t:>8.2f} {o:>9.2f} {t / o:>5.2f}x")
 
 
 def main() -> int:
@@ -126,7 +173,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8, help="images per call of the batched row")
     ap.add_argument("--repeat", type=int, default=3, help="passes per method; the best counts")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--nets", action="store_true", help="time the networks alone (see above)")
     args = ap.parse_args()
+    if args.nets:
+        time_nets()
+        return 0
     use_shared_models()
     from facenet_pytorch import MTCNN
 
@@ -134,7 +185,11 @@ def main() -> int:
 
     stock = MTCNN(keep_all=True, device="cpu")
     before = FaceDetector(device="cpu", backend="facenet-pytorch", pad_retry=0).load()
-    cascade = FaceDetector(device="cpu", pad_retry=0).load()
+    cascades = [
+        FaceDetector(device="cpu", pad_retry=0, runtime=r).load()
+        for r in ("torch", "openvino")
+        if r == "torch" or FaceDetector(device="cpu").runtime == "openvino"
+    ]
     sets = load_sets(args.lfw)
     print(f"CPU: {cpu_line()}")
     print(
@@ -144,31 +199,38 @@ def main() -> int:
     rows = []
     for name, images in sets.items():
         run_stock(stock, images[:2])  # warm-up
-        run_detector(cascade, images[:2], 2)
-        base_s, ref = timed(lambda im: run_stock(stock, im), images, args.repeat)
+        for cascade in cascades:
+            run_detector(cascade, images[:2], 2)
+        base = timed(lambda im: run_stock(stock, im), images, args.repeat)
         methods = [
-            ("facenet-pytorch MTCNN", base_s, ref),
+            ("facenet-pytorch MTCNN", *base),
             (
                 "facesearch before",
                 *timed(lambda im: run_detector(before, im, 1), images, args.repeat),
             ),
-            (
-                "facesearch cascade",
-                *timed(lambda im: run_detector(cascade, im, 1), images, args.repeat),
-            ),
-            (
-                f"facesearch cascade x{args.batch}",
-                *timed(lambda im: run_detector(cascade, im, args.batch), images, args.repeat),
-            ),
         ]
+        for cascade in cascades:
+            for batch in (1, args.batch):
+                methods.append(
+                    (
+                        f"cascade on {cascade.runtime}" + (f" x{batch}" if batch > 1 else ""),
+                        *timed(
+                            lambda im, c=cascade, b=batch: run_detector(c, im, b),
+                            images,
+                            args.repeat,
+                        ),
+                    )
+                )
+        base_s = base[0]
         print(f"\n{name}")
         print(
-            f"  {'method':<26} {'images/s':>9} {'ms/image':>9} {'vs fp-MTCNN':>11} "
+            f"  {'method':<26} {'images/s':>9} {'ms/image':>9} {'first pass':>10} {'vs fp-MTCNN':>11} "
             f"{'faces':>6} {'same count':>10} {'faces agree':>11} {'agree w/ before':>15}"
         )
-        for label, s, got in methods:
+        ref = methods[0][3]
+        for label, s, first, got in methods:
             same, matched, total = agreement(ref, got)
-            _, matched_before, total_before = agreement(methods[1][2], got)
+            _, matched_before, total_before = agreement(methods[1][3], got)
             faces = sum(len(b) for b, _ in got)
             r = {
                 "set": name,
@@ -176,6 +238,7 @@ def main() -> int:
                 "images": len(images),
                 "images_per_s": len(images) / s,
                 "ms_per_image": 1000 * s / len(images),
+                "first_pass_ms_per_image": 1000 * first / len(images),
                 "speedup": base_s / s,
                 "faces": faces,
                 "same_count": same,
@@ -186,6 +249,7 @@ def main() -> int:
             rows.append(r)
             print(
                 f"  {label:<26} {r['images_per_s']:>9.1f} {r['ms_per_image']:>9.1f} "
+                f"{r['first_pass_ms_per_image']:>10.1f} "
                 f"{r['speedup']:>10.2f}x {faces:>6} {same:>4}/{len(images):<5} "
                 f"{matched:>5}/{total:<5} {matched_before:>9}/{total_before:<5}"
             )

@@ -3,9 +3,10 @@
 Naive loop (what the facenet-pytorch README suggests, per photo): open the image, ``MTCNN()(img)``
 for the face crop, then ``InceptionResnetV1`` on that one face. facesearch: ``FaceSearch.enroll``
 on the same photos laid out one folder per person, including hashing, the SQLite writes and the
-HNSW index; in fp32 on torch (facesearch before ONNX Runtime), fp32 as ``--runtime auto`` runs it
-(ONNX Runtime where installed), and the default precision, each also with ``--flip off`` (one
-FaceNet pass per face, recorded in the gallery). Also reported: model load time and identify
+HNSW index; in fp32 all on torch (facesearch before ONNX Runtime), with MTCNN on torch (before
+OpenVINO ran it), fp32 as ``--runtime auto`` and ``--detect-runtime auto`` run it (FaceNet on ONNX
+Runtime, MTCNN on OpenVINO where installed), and the default precision, with and without
+``--flip off`` (one FaceNet pass per face, recorded in the gallery). Also reported: model load time and identify
 latency per photo once models are loaded.
 
     python benchmarks/enroll_bench.py [--photos 300] [--repeat 1] [--json PATH]
@@ -60,7 +61,11 @@ def naive_loop(paths: list[Path], weights: Path) -> tuple[float, int, float]:
 
 
 def facesearch_enroll(
-    paths: list[Path], precision: str, runtime: str = "auto", flip: bool | None = None
+    paths: list[Path],
+    precision: str,
+    runtime: str = "auto",
+    flip: bool | None = None,
+    detect_runtime: str = "auto",
 ) -> tuple[float, int, float]:
     from facesearch import FaceSearch
 
@@ -70,7 +75,13 @@ def facesearch_enroll(
             (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copy(p, folder / p.parent.name / p.name)
         t0 = time.perf_counter()
-        fs = FaceSearch(Path(tmp) / "gallery", precision=precision, runtime=runtime, flip=flip)
+        fs = FaceSearch(
+            Path(tmp) / "gallery",
+            precision=precision,
+            runtime=runtime,
+            detect_runtime=detect_runtime,
+            flip=flip,
+        )
         fs.embedder.load()
         fs.detector.mtcnn  # noqa: B018 - load the detector now, not inside the timed run
         load_s = time.perf_counter() - t0
@@ -122,25 +133,27 @@ def main() -> int:
     rows = []
     s, faces, load = naive_loop(paths, weights)
     rows.append(("naive facenet-pytorch loop", s, faces, load))
-    for label, precision, runtime, flip in (
-        ("facesearch enroll (fp32, torch)", "fp32", "torch", None),
-        ("facesearch enroll (fp32)", "fp32", "auto", None),
-        ("facesearch enroll (fp32, --flip off)", "fp32", "auto", False),
-        ("facesearch enroll (default)", "auto", "auto", None),
-        ("facesearch enroll (default, --flip off)", "auto", "auto", False),
+    for label, precision, runtime, detect_runtime, flip in (
+        ("facesearch enroll (fp32, all on torch)", "fp32", "torch", "torch", None),
+        ("facesearch enroll (fp32, MTCNN on torch)", "fp32", "auto", "torch", None),
+        ("facesearch enroll (fp32)", "fp32", "auto", "auto", None),
+        ("facesearch enroll (fp32, --flip off, MTCNN on torch)", "fp32", "auto", "torch", False),
+        ("facesearch enroll (fp32, --flip off)", "fp32", "auto", "auto", False),
+        ("facesearch enroll (default)", "auto", "auto", "auto", None),
+        ("facesearch enroll (default, --flip off)", "auto", "auto", "auto", False),
     ):
-        s, faces, load = facesearch_enroll(paths, precision, runtime, flip)
+        s, faces, load = facesearch_enroll(paths, precision, runtime, flip, detect_runtime)
         rows.append((label, s, faces, load))
 
     base = len(paths) / rows[0][1]
     print(
-        f"\n{'method':<40} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}"
+        f"\n{'method':<52} {'photos':>6} {'faces':>6} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'vs naive':>9} {'load s':>7}"
     )
     results = []
     for label, s, faces, load in rows:
         pps = len(paths) / s
         print(
-            f"{label:<40} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}"
+            f"{label:<52} {len(paths):>6} {faces:>6} {s:>8.1f} {pps:>9.1f} {faces / s:>8.1f} {pps / base:>8.2f}x {load:>7.2f}"
         )
         results.append(
             {

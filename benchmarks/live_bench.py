@@ -183,6 +183,11 @@ def main() -> int:
         type=float,
         help="also time names at this fixed threshold (e.g. 0.307, release 0.2's default)",
     )
+    ap.add_argument(
+        "--detect-runtimes",
+        default="auto,torch",
+        help="where MTCNN runs, one set of rows each (the first also times names)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     use_shared_models()
@@ -206,8 +211,18 @@ def main() -> int:
                 break
         args.gallery = Path(tmp.name) / "gallery"
         FaceSearch(args.gallery, device=args.device).enroll(gdir)
-    fs = FaceSearch(args.gallery, device=args.device, precision=args.precision)
+    runtimes = args.detect_runtimes.split(",")
+    fs = FaceSearch(
+        args.gallery, device=args.device, precision=args.precision, detect_runtime=runtimes[0]
+    )
     fs.embedder.load()
+    searchers = [(fs, "")] + [
+        (
+            FaceSearch(args.gallery, device=args.device, embedder=fs.embedder, detect_runtime=r),
+            f" (MTCNN on {r})",
+        )
+        for r in runtimes[1:]
+    ]
     with open_gallery(args.gallery, fs.embedder.model_id, fs.embedder.dim) as gallery:
         emb = np.stack([r.embedding for chunk in gallery.export_faces() for r in chunk])
     raw = read_frames(args.video)
@@ -220,7 +235,8 @@ def main() -> int:
     print(
         f"{args.video.name}: {len(raw)} frames {raw[0].shape[1]}x{raw[0].shape[0]}; gallery "
         f"{len(emb)} faces; device {device}, {fs.embedder.precision} on "
-        f"{fs.embedder.runtime}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{fs.embedder.runtime}, MTCNN on {fs.detector.runtime}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, "
         f"{workers} detect worker(s); {args.repeat} pass(es) per method\nCPU: {cpu_line()}"
     )
     rows = []
@@ -243,24 +259,26 @@ def main() -> int:
                     LiveOptions(detect_every=1, detect_workers=1),
                 ),
             ]
-        for label, options in settings:
-            results.append(facesearch_loop(frames, fs, options, label))
+        for searcher, suffix in searchers:
+            for label, options in settings:
+                results.append(facesearch_loop(frames, searcher, options, label + suffix))
         base = results[0]["fps"]
         print(f"\n{w}x{h}")
         print(
-            f"{'method':<48} {'FPS':>6} {'vs first':>8} {'p50 ms':>7} {'p95 ms':>7} {'embeddings':>10}"
+            f"{'method':<64} {'FPS':>6} {'vs first':>8} {'p50 ms':>7} {'p95 ms':>7} {'embeddings':>10}"
         )
         for r in results:
             r.update(size=size, device=device, speedup=r["fps"] / base)
             print(
-                f"{r['method']:<48} {r['fps']:>6.1f} {r['speedup']:>7.2f}x "
+                f"{r['method']:<64} {r['fps']:>6.1f} {r['speedup']:>7.2f}x "
                 f"{r['latency_p50_ms']:>7.0f} {r['latency_p95_ms']:>7.0f} {r['embeddings']:>10}"
             )
         rows += results
     names = [] if args.no_names else time_to_name(fs, args.clips, args.names_threshold)
     if args.json:
         args.json.write_text(json.dumps({"results": rows, "time_to_name": names}, indent=2))
-    fs.close()
+    for searcher, _ in searchers:
+        searcher.close()
     if tmp is not None:
         tmp.cleanup()
     return 0

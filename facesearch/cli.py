@@ -24,6 +24,7 @@ from . import (
     given,
     load_image,
 )
+from .mtcnn_runtime import DETECT_RUNTIMES
 from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
 
@@ -66,6 +67,14 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         help="where FaceNet runs: auto (ONNX Runtime for fp32 on the CPU when installed, else "
         "torch), torch, onnxruntime, or openvino (experimental; both: pip install "
         "'facesearch[fast]', see docs/performance.md); also $FACESEARCH_RUNTIME",
+    )
+    parser.add_argument(
+        "--detect-runtime",
+        choices=list(DETECT_RUNTIMES),
+        default=default(os.environ.get("FACESEARCH_DETECT_RUNTIME", "auto")),
+        help="where MTCNN runs: auto (OpenVINO on the CPU when installed, else torch), torch, "
+        "or openvino (pip install 'facesearch[fast]', see docs/detection.md); also "
+        "$FACESEARCH_DETECT_RUNTIME",
     )
     parser.add_argument(
         "--flip",
@@ -594,6 +603,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         runtime=args.runtime,
+        detect_runtime=args.detect_runtime,
         quality_gate=None if args.no_quality_gate else DEFAULT_GATE,
         flip=None if args.flip is None else args.flip == "on",
     )

@@ -33,6 +33,9 @@ class FaceDetector:
 
     MTCNN misses faces that fill the whole frame (tightly cropped portraits), so an image with no
     face is tried once more with a 20% border around it.
+
+    ``runtime`` says where the cascade's networks run: "auto" (OpenVINO on the CPU where it is
+    installed, else torch), "torch" or "openvino" (``mtcnn_runtime.py``).
     """
 
     def __init__(
@@ -43,10 +46,17 @@ class FaceDetector:
         max_side: int = 2048,
         pad_retry: float = 0.2,
         backend: str = "facesearch",
+        runtime: str = "auto",
     ) -> None:
+        from .mtcnn_runtime import resolve_detect_runtime
+
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; use one of {BACKENDS}")
         self.device = resolve_device(device)
+        #: where the networks run: "torch" or "openvino" (facenet-pytorch's backend: torch)
+        self.runtime = (
+            resolve_detect_runtime(runtime, self.device) if backend == "facesearch" else "torch"
+        )
         self.min_face_size = min_face_size
         self.thresholds = list(thresholds)
         self.max_side = max_side
@@ -57,7 +67,7 @@ class FaceDetector:
 
     def settings_key(self) -> str:
         """Everything that changes which faces are found and how they are cropped (cache keys).
-        Both backends find the same faces, so the backend is not part of it."""
+        Both backends and both runtimes find the same faces, so neither is part of it."""
         from .config import CROP_MARGIN, CROP_SIZE
 
         return (
@@ -87,7 +97,10 @@ class FaceDetector:
             from .mtcnn import MTCNNCascade
 
             return MTCNNCascade(
-                device=self.device, min_face_size=self.min_face_size, thresholds=self.thresholds
+                device=self.device,
+                min_face_size=self.min_face_size,
+                thresholds=self.thresholds,
+                runtime=self.runtime,
             )
         from facenet_pytorch import MTCNN
 

@@ -14,7 +14,10 @@ with less work per face:
 * RNet and ONet see the candidates of all images in one batch; NMS is torchvision's
   (the last, "min"-area NMS, on an overlap matrix).
 
-The networks run channels-last on CPU (oneDNN's max-pool is several times faster that way).
+The networks run channels-last on CPU (oneDNN's max-pool is several times faster that way), on
+torch or on OpenVINO (``mtcnn_runtime.py``). OpenVINO runs these small networks no faster on two
+threads than on one, so there the work is split between one-thread workers instead: a call's
+images (in calls of their own), each call's pyramid levels, and RNet's and ONet's candidates.
 Coordinates follow facenet-pytorch exactly (its 1-based crop windows and box regression) so that
 boxes, scores and landmarks match it to float rounding.
 """
@@ -22,14 +25,19 @@ boxes, scores and landmarks match it to float rounding.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 CALL_PIXELS = 512_000  # images per cascade call, up to this many pixels in all (measured:
 # batching pays for small photos, 2.7x the per-image rate on 250x250, and costs cache misses on
@@ -79,11 +87,14 @@ class MTCNNCascade:
         min_face_size: int = 20,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
+        runtime: str = "torch",
     ) -> None:
         import torch
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
         self.device = torch.device(device)
+        #: where the networks run: "torch" or "openvino" (``mtcnn_runtime.py``; CPU only)
+        self.runtime = runtime
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = factor
@@ -94,6 +105,16 @@ class MTCNNCascade:
         if self._channels_last:
             for net in (self.pnet, self.rnet, self.onet):
                 net.to(memory_format=torch.channels_last)
+        if runtime == "openvino":
+            from .mtcnn_runtime import OpenVINONet
+
+            self.pnet = OpenVINONet(self.pnet, (1, 3, 2 * PNET_CELL, 2 * PNET_CELL))
+            self.rnet = OpenVINONet(self.rnet, (2, 3, RNET_SIZE, RNET_SIZE))
+            self.onet = OpenVINONet(self.onet, (2, 3, ONET_SIZE, ONET_SIZE))
+        elif runtime != "torch":
+            raise ValueError(f"unknown MTCNN runtime {runtime!r}")
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._pool_lock = threading.Lock()
 
     # -- the three stages ----------------------------------------------------------------------
 
@@ -106,16 +127,36 @@ class MTCNNCascade:
                 raise ValueError(
                     f"expected RGB uint8 arrays (H, W, 3), got {im.dtype} {tuple(im.shape)}"
                 )
-        out: list[Detections] = []
-        call: list[np.ndarray] = []
-        pixels = 0
-        for im in images:
-            if call and pixels + im.shape[0] * im.shape[1] > CALL_PIXELS:
-                out += self._detect(call)
-                call, pixels = [], 0
-            call.append(im)
-            pixels += im.shape[0] * im.shape[1]
-        return out + self._detect(call)
+        calls = _calls(list(images), self._side_by_side(len(images)))
+        return [d for found in self._map(self._detect, calls) for d in found]
+
+    def _side_by_side(self, n_items: int) -> int:
+        """How many of ``n_items`` pieces of work run at once: on OpenVINO, one per thread
+        this thread may use (one, in the threads that run them)."""
+        if self.runtime != "openvino" or n_items < 2:
+            return 1
+        from .mtcnn_runtime import threads_here
+
+        return min(n_items, threads_here())
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``fn`` over ``items`` in order, side by side where ``_side_by_side`` says so."""
+        n = self._side_by_side(len(items))
+        if n > 1:
+            return list(self._workers(n).map(fn, items))
+        return [fn(item) for item in items]
+
+    def _workers(self, n: int) -> ThreadPoolExecutor:
+        """``n`` threads that run work side by side, one OpenVINO thread each; kept, as each
+        compiles its own networks."""
+        from .mtcnn_runtime import use_threads
+
+        with self._pool_lock:
+            if n not in self._pools:
+                self._pools[n] = ThreadPoolExecutor(
+                    n, thread_name_prefix="facesearch-mtcnn", initializer=use_threads, initargs=(1,)
+                )
+            return self._pools[n]
 
     def _detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         import torch
@@ -137,18 +178,14 @@ class MTCNNCascade:
         groups: dict[tuple[int, int], list[int]] = {}
         for i, s in enumerate(table.sizes):
             groups.setdefault(s, []).append(i)
-        all_boxes, all_inds = [], []
-        for (h, w), idxs in groups.items():
-            ids = torch.as_tensor(idxs, device=self.device)
-            for scale in pyramid_scales(h, w, self.min_face_size, self.factor):
-                level = table.level(idxs, int(h * scale + 1), int(w * scale + 1))
-                reg, prob = self.pnet(level)
-                b, local = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
-                if len(b) == 0:
-                    continue
-                keep = batched_nms(b[:, :4], b[:, 4], local, 0.5)
-                all_boxes.append(b[keep])
-                all_inds.append(ids[local[keep]])
+        levels = [
+            (idxs, h, w, scale)
+            for (h, w), idxs in groups.items()
+            for scale in pyramid_scales(h, w, self.min_face_size, self.factor)
+        ]
+        found = self._map(lambda level: self._pnet_level(table, *level), levels)
+        all_boxes = [b for b, _ in found if len(b)]
+        all_inds = [i for b, i in found if len(b)]
         if not all_boxes:
             return torch.zeros((0, 5), device=self.device), torch.zeros(
                 (0,), dtype=torch.long, device=self.device
@@ -170,6 +207,37 @@ class MTCNNCascade:
             dim=1,
         )
         return _square(qq), inds
+
+    def _pnet_level(
+        self, table: _IntegralImages, idxs: list[int], h: int, w: int, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """PNet over images ``idxs`` (all h x w) at one pyramid scale: the windows that pass,
+        after NMS, and their image indices."""
+        import torch
+        from torchvision.ops import batched_nms
+
+        with torch.inference_mode():
+            level = table.level(idxs, int(h * scale + 1), int(w * scale + 1))
+            reg, prob = self.pnet(level)
+            b, local = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
+            keep = batched_nms(b[:, :4], b[:, 4], local, 0.5)
+            ids = torch.as_tensor(idxs, device=self.device)
+            return b[keep], ids[local[keep]]
+
+    def _run(self, net: Callable[..., Any], crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``net`` over ``crops``, in parts side by side where ``_side_by_side`` says so."""
+        import torch
+
+        parts = self._side_by_side(len(crops))
+        if parts == 1:
+            return tuple(net(crops))
+
+        def run(part: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            with torch.inference_mode():
+                return tuple(net(part))
+
+        outs = self._map(run, crops.tensor_split(parts))
+        return tuple(torch.cat(o) for o in zip(*outs))
 
     def _refine(
         self,
@@ -196,9 +264,9 @@ class MTCNNCascade:
             crops = crops.contiguous(memory_format=torch.channels_last)
         stage = 1 if size == RNET_SIZE else 2
         if stage == 1:
-            reg, prob = self.rnet(crops)
+            reg, prob = self._run(self.rnet, crops)
         else:
-            reg, lms, prob = self.onet(crops)
+            reg, lms, prob = self._run(self.onet, crops)
         score = prob[:, 1]
         passed = score > self.thresholds[stage]
         boxes = torch.cat([boxes[passed, :4], score[passed, None]], dim=1)
@@ -216,6 +284,23 @@ class MTCNNCascade:
         boxes = _regress(boxes, reg)
         keep = _nms_min(boxes, inds, 0.7)
         return boxes[keep], inds[keep], points[keep]
+
+
+def _calls(images: list[np.ndarray], parts: int) -> list[list[np.ndarray]]:
+    """``images`` in order, cut into calls of at most ``CALL_PIXELS`` pixels each (a larger
+    image alone), and into at least ``parts`` calls of about equal pixels."""
+    pixels = np.array([im.shape[0] * im.shape[1] for im in images], np.int64)
+    per_call = min(CALL_PIXELS, -(-int(pixels.sum()) // max(1, parts)))
+    calls: list[list[np.ndarray]] = []
+    call: list[np.ndarray] = []
+    total = 0
+    for im, px in zip(images, pixels):
+        if call and total + px > per_call:
+            calls.append(call)
+            call, total = [], 0
+        call.append(im)
+        total += int(px)
+    return calls + [call]
 
 
 class _IntegralImages:

@@ -99,6 +99,7 @@ class FaceSearch:
         device: str | None = None,
         precision: str = "auto",
         runtime: str = "auto",
+        detect_runtime: str = "auto",
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
         allow_download: bool = True,
@@ -122,6 +123,7 @@ class FaceSearch:
         self._models_dir = models_dir
         self._precision = precision
         self._runtime = runtime
+        self._detect_runtime = detect_runtime
         self._flip = flip
         self._allow_download = allow_download
         self._reader: GalleryBackend | None = None
@@ -142,7 +144,7 @@ class FaceSearch:
         if self._detector is None:
             with self._parts_lock:
                 if self._detector is None:
-                    self._detector = FaceDetector(device=self._device)
+                    self._detector = FaceDetector(device=self._device, runtime=self._detect_runtime)
         return self._detector
 
     @property
@@ -295,6 +297,7 @@ class FaceSearch:
                     thresholds=default.thresholds,
                     max_side=default.max_side,
                     pad_retry=default.pad_retry if padded_retry else 0.0,
+                    runtime=default.runtime,
                 )
             return self._detectors[key]
 
@@ -991,6 +994,7 @@ class FaceSearch:
         data["device"] = str(emb.device)
         data["precision"] = emb.precision
         data["runtime"] = emb.runtime
+        data["detect_runtime"] = self.detector.runtime
         return data
 
 

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# torch.onnx.export keeps its settings in process-wide globals: one export at a time (FaceNet's
+# here, MTCNN's in ``mtcnn_runtime``), as the server may load both models from two requests
+EXPORT_LOCK = threading.Lock()
+
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -79,15 +83,16 @@ def onnx_file(model: torch.nn.Module, weights: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        torch.onnx.export(
-            model,
-            torch.zeros(2, 3, 160, 160),
-            str(tmp),
-            input_names=["crops"],
-            output_names=["embeddings"],
-            dynamic_axes={"crops": {0: "n"}, "embeddings": {0: "n"}},
-            opset_version=17,
-        )
+        with EXPORT_LOCK:
+            torch.onnx.export(
+                model,
+                torch.zeros(2, 3, 160, 160),
+                str(tmp),
+                input_names=["crops"],
+                output_names=["embeddings"],
+                dynamic_axes={"crops": {0: "n"}, "embeddings": {0: "n"}},
+                opset_version=17,
+            )
         tmp.replace(path)
     except Exception as err:
         tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 K = TypeVar("K")
 
-DETECT_WINDOW = 8  # photos per detection call
+DETECT_WINDOW = 16  # photos per detection call
 
 
 @dataclass(frozen=True, eq=False)

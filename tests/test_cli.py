@@ -166,6 +166,20 @@ def test_people_info_remove_reindex(capsys, enrolled_copy):
     )
 
 
+def test_detect_runtime_is_chosen_and_reported(capsys, enrolled_copy, monkeypatch):
+    code, out, _ = run(
+        capsys, "--gallery", enrolled_copy, "--detect-runtime", "torch", "info", "--json"
+    )
+    assert code == 0 and json.loads(out)["detect_runtime"] == "torch"
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "identify", BBT2, "--json")
+    names = sorted(f["name"] or "" for f in json.loads(out)["results"][0]["faces"])
+    monkeypatch.setenv("FACESEARCH_DETECT_RUNTIME", "torch")
+    code, out, _ = run(capsys, "--gallery", enrolled_copy, "identify", BBT2, "--json")
+    assert sorted(f["name"] or "" for f in json.loads(out)["results"][0]["faces"]) == names
+    with pytest.raises(SystemExit):
+        run(capsys, "--gallery", enrolled_copy, "--detect-runtime", "tensorrt", "info")
+
+
 def test_reindex_with_new_params_and_identify_ef(capsys, enrolled_copy):
     g = enrolled_copy
     code, out, err = run(capsys, "--gallery", g, "identify", BBT2, "--json")

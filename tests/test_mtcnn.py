@@ -3,7 +3,9 @@
 Both backends of ``FaceDetector`` run on the same photos of ../shared/faces; every face must
 have a counterpart (same count, box IoU >= 0.95, each landmark within 2 px). A representative
 handful runs by default, eight photos of mixed sizes per cascade call; every photo (about 3,500)
-runs under ``-m slow``, one per call.
+runs under ``-m slow``, one per call. The ``detector`` fixture is the default one: MTCNN's
+networks on OpenVINO where the test extra installed it (``tests/test_mtcnn_runtime.py`` holds
+the torch cascade to the same photos).
 
 One per call, the two agree to float rounding on every photo. Batched, one of the 3,517 differs:
 a different batch size makes oneDNN round the convolutions differently, which here moves a
