@@ -57,6 +57,7 @@ class FaceDetector:
         self.runtime = (
             resolve_detect_runtime(runtime, self.device) if backend == "facesearch" else "torch"
         )
+        self._runtime_chosen = runtime == "auto"  # a failing OpenVINO falls back to torch
         self.min_face_size = min_face_size
         self.thresholds = list(thresholds)
         self.max_side = max_side
@@ -96,12 +97,22 @@ class FaceDetector:
         if self.backend == "facesearch":
             from .mtcnn import MTCNNCascade
 
-            return MTCNNCascade(
-                device=self.device,
-                min_face_size=self.min_face_size,
-                thresholds=self.thresholds,
-                runtime=self.runtime,
-            )
+            def cascade() -> MTCNNCascade:
+                return MTCNNCascade(
+                    device=self.device,
+                    min_face_size=self.min_face_size,
+                    thresholds=self.thresholds,
+                    runtime=self.runtime,
+                )
+
+            try:
+                return cascade()
+            except Exception as err:
+                if self.runtime != "openvino" or not self._runtime_chosen:
+                    raise
+                log.warning("MTCNN on OpenVINO failed to load (%s); running it on torch", err)
+                self.runtime = "torch"
+                return cascade()
         from facenet_pytorch import MTCNN
 
         m = MTCNN(

@@ -994,7 +994,7 @@ class FaceSearch:
         data["device"] = str(emb.device)
         data["precision"] = emb.precision
         data["runtime"] = emb.runtime
-        data["detect_runtime"] = self.detector.runtime
+        data["detect_runtime"] = self.detector.load().runtime
         return data
 
 

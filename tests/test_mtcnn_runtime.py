@@ -136,3 +136,19 @@ def test_openvino_unchanged_after_a_half_precision_usearch_index(cascades):
     index.add(np.arange(2000), vectors)
     index.search(vectors[:50], 10)
     _same(ov.detect([image, image]), before, tol=1e-4)
+
+
+def test_auto_falls_back_to_torch_when_openvino_fails_to_load(monkeypatch, caplog):
+    from facesearch import mtcnn
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no CPU plugin")
+
+    monkeypatch.setattr(mtcnn_runtime, "_installed", lambda: True)
+    monkeypatch.setattr(mtcnn_runtime, "OpenVINONet", broken)
+    auto = FaceDetector(device="cpu")
+    assert auto.runtime == "openvino"
+    assert isinstance(auto.mtcnn, mtcnn.MTCNNCascade) and auto.runtime == "torch"
+    assert "running it on torch" in caplog.text
+    with pytest.raises(RuntimeError, match="no CPU plugin"):  # asked for: the error stands
+        FaceDetector(device="cpu", runtime="openvino").load()
