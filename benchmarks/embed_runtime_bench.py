@@ -4,8 +4,9 @@ The crops are the subjects of ``--photos`` lfw_dev photos, cut exactly as enroll
 (160x160, standardised), each embedded with flip averaging (the crop and its mirror image in one
 batch), as facesearch does. Per runtime: crops/s at batch 32 on all cores (best of 3 passes), and
 the cosine similarity of each embedding to torch fp32's (min and mean). torch's int8 static
-quantisation (FX graph mode, fbgemm) is measured with ``--int8``, calibrated on the second half
-of the crops. ONNX Runtime (facesearch's runner, what ``--runtime auto`` uses for fp32) and
+quantisation (FX graph mode, fbgemm) and ONNX Runtime's (QDQ, whole and with the first
+convolutions left in fp32) are measured with ``--int8``, calibrated on the second half of the
+crops. ONNX Runtime (facesearch's runner, what ``--runtime auto`` uses for fp32) and
 OpenVINO are measured when installed (``pip install 'facesearch[fast]'``).
 
     python benchmarks/embed_runtime_bench.py [--photos 256] [--int8] [--json PATH]
@@ -126,6 +127,67 @@ def torch_int8_runner(calibration: np.ndarray):
     return run
 
 
+def ort_int8_runner(onnx_path: Path, calibration: np.ndarray, keep_fp32: int):
+    """ONNX Runtime's static int8 (QDQ; per-channel weights; activations' ranges from min/max
+    over ``calibration`` and its mirror images), the first ``keep_fp32`` convolutions left in
+    fp32. Weights are quantised to 7 bits (``reduce_range``): without AVX-512 VNNI, ONNX
+    Runtime multiplies u8 by s8 with an instruction that saturates at 16 bits, which took
+    full-range weights to cosine 0.905 of fp32."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from facesearch import runtimes
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.at = 0
+
+        def get_next(self):
+            if self.at >= len(calibration):
+                return None
+            batch = calibration[self.at : self.at + BATCH // 2]
+            self.at += BATCH // 2
+            return {"crops": with_flip(batch).astype(np.float32)}
+
+    pre = onnx_path.with_name("facenet-pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre))
+    convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
+    out = onnx_path.with_name(f"facenet-int8-{keep_fp32}.onnx")
+    quantize_static(
+        str(pre),
+        str(out),
+        Batches(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        reduce_range=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=convs[:keep_fp32],
+    )
+    return runtimes.load_runner("onnxruntime", out, "fp32")
+
+
+def pass_gflop(model) -> float:
+    """FaceNet's arithmetic for one 160x160 crop, as torch counts it (2 FLOP a multiply-add):
+    crops/s x 2 passes x this is the rate the runtime computes at, to hold against the CPU's
+    peak."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.to(memory_format=torch.contiguous_format)(torch.zeros(1, 3, 160, 160))
+    return counter.get_total_flops() / 1e9
+
+
 def export_onnx(model, path: Path) -> None:
     import torch
 
@@ -146,7 +208,9 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=256)
     ap.add_argument("--json", type=Path)
     ap.add_argument(
-        "--int8", action="store_true", help="also torch's int8 static quantisation (~20 s more)"
+        "--int8",
+        action="store_true",
+        help="also torch's and ONNX Runtime's int8 static quantisation (~2 min more)",
     )
     args = ap.parse_args()
     data = crops(args.photos)
@@ -156,7 +220,8 @@ def main() -> None:
     ref, speed = timed(run, data)
     rows.append(("torch eager fp32", speed, 1.0, 1.0))
     flags = Path("/proc/cpuinfo").read_text()
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
+    native_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    if native_bf16:
         run16, _ = torch_runner("bf16")
         v, speed = timed(run16, data)
         cos = np.sum(v * ref, 1)
@@ -178,36 +243,42 @@ def main() -> None:
             v, speed = timed(run_ort, data)
             cos = np.sum(v * ref, 1)
             rows.append((f"ONNX Runtime {ort.__version__} fp32", speed, cos.min(), cos.mean()))
+            if args.int8:
+                for keep in (0, 2, 6):
+                    run_q = ort_int8_runner(onnx_path, data[len(data) // 2 :], keep)
+                    v, speed = timed(run_q, data)
+                    cos = np.sum(v * ref, 1)
+                    kept = f", first {keep} convs fp32" if keep else ""
+                    name = f"ONNX Runtime int8 (7-bit weights{kept}; not offered)"
+                    rows.append((name, speed, cos.min(), cos.mean()))
         else:
             print("onnxruntime not installed: left out")
         try:
             import openvino as ov
 
-            core = ov.Core()
-            for hint in ("f32", "bf16"):
-                compiled = core.compile_model(
-                    str(onnx_path),
-                    "CPU",
-                    {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "THROUGHPUT"},
-                )
-                req = compiled.create_infer_request()
-                v, speed = timed(lambda x, r=req: r.infer({0: np.ascontiguousarray(x)})[0], data)
+            for hint in ("fp32", "bf16"):  # facesearch's runner, as --runtime openvino uses it
+                run_ov = runtimes.load_runner("openvino", onnx_path, hint)
+                v, speed = timed(run_ov, data)
                 cos = np.sum(v * ref, 1)
-                rows.append(
-                    (
-                        f"OpenVINO {ov.__version__.split('-')[0]} {hint}",
-                        speed,
-                        cos.min(),
-                        cos.mean(),
-                    )
-                )
+                name = f"OpenVINO {ov.__version__.split('-')[0]} {hint}"
+                if hint == "bf16" and not native_bf16:
+                    name += " (no native bf16: runs f32)"
+                rows.append((name, speed, cos.min(), cos.mean()))
         except ImportError:
             print("openvino not installed: left out")
+    gflop = pass_gflop(model)
     print(f"{len(data)} crops (flip: {2 * len(data)} forward passes), batch {BATCH}, {cpu_line()}")
-    print(f"{'runtime':<56} {'crops/s':>8} {'vs torch fp32':>13} {'cos min':>8} {'cos mean':>9}")
+    print(f"a forward pass is {gflop:.2f} GFLOP (torch's count of its multiply-adds, x2)")
+    print(
+        f"{'runtime':<68} {'crops/s':>8} {'vs torch fp32':>13} {'GFLOP/s':>8}"
+        f" {'cos min':>8} {'cos mean':>9}"
+    )
     base = rows[0][1]
     for name, speed, cmin, cmean in rows:
-        print(f"{name:<56} {speed:8.1f} {speed / base:12.2f}x {cmin:8.5f} {cmean:9.6f}")
+        print(
+            f"{name:<68} {speed:8.1f} {speed / base:12.2f}x {2 * speed * gflop:8.0f}"
+            f" {cmin:8.5f} {cmean:9.6f}"
+        )
     if args.json:
         args.json.write_text(
             json.dumps(

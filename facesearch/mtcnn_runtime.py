@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
+from .runtimes import EXPORT_LOCK, openvino_cpu_config
 
 if TYPE_CHECKING:
     import torch
@@ -100,8 +101,6 @@ class OpenVINONet:
         import openvino as ov
         import torch
 
-        from .runtimes import EXPORT_LOCK
-
         buf = io.BytesIO()
         n, c, h, w = example
         with torch.no_grad(), EXPORT_LOCK:
@@ -121,16 +120,8 @@ class OpenVINONet:
         requests: dict[int, Any] = self._local.__dict__.setdefault("requests", {})
         if threads not in requests:
             with _compile_lock:
-                compiled = self._core.compile_model(
-                    self._model,
-                    "CPU",
-                    {
-                        "INFERENCE_NUM_THREADS": threads,
-                        "INFERENCE_PRECISION_HINT": "f32",
-                        "NUM_STREAMS": 1,
-                        "ENABLE_CPU_PINNING": False,
-                    },
-                )
+                config = openvino_cpu_config(threads, 1, "f32")
+                compiled = self._core.compile_model(self._model, "CPU", config)
             requests[threads] = compiled.create_infer_request()
         return requests[threads]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -103,3 +104,35 @@ def test_onnxruntime_loads_before_usearch_through_facesearch(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["onnxruntime", "(2,", "512)"]
+
+
+def test_openvino_serves_threads_side_by_side_on_the_threads_each_is_given(detector):
+    """Each calling thread gets its own infer request on the network compiled for its thread
+    count (the cameras' per-core workers run one thread each): the same embeddings as one call
+    at a time."""
+    pytest.importorskip("openvino", reason="pip install 'facesearch[fast]'")
+    pytest.importorskip("onnx", reason="pip install 'facesearch[fast]'")
+    from facesearch.crops import crop_faces
+    from facesearch.images import load_image
+
+    photo = load_image(FACES / "bbt/group/bbt1.jpg")
+    crops = crop_faces(photo.image, detector.detect(photo.image))
+    assert len(crops) >= 4
+    emb = FaceEmbedder(
+        models_dir=str(MODELS), allow_download=False, precision="fp32", runtime="openvino"
+    ).load()
+    want = emb.embed(crops)
+    got: dict[int, np.ndarray] = {}
+
+    def work(i: int, threads: int) -> None:
+        torch.set_num_threads(threads)  # this thread's own setting, as a camera worker's
+        got[i] = np.concatenate([emb.embed(crops[j : j + 1]) for j in range(len(crops))])
+
+    workers = [threading.Thread(target=work, args=(i, 1 + i % 2)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(got) == [0, 1, 2, 3]
+    for vectors in got.values():
+        assert np.min(np.sum(vectors * want, axis=1)) >= 0.99999
