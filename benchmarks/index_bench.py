@@ -333,6 +333,7 @@ class PgVector(Contender):
 
     name = "pgvector"
     opclass, operator = "vector_ip_ops", "<#>"
+    indexed = "embedding"  # the column the HNSW index is on
     in_server = True
 
     def configure(self, spec: dict) -> None:
@@ -355,17 +356,24 @@ class PgVector(Contender):
             self.conns.append(self._connect())
         return self.conns[:n]
 
+    def _columns(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """The table's vector columns, by name: one row of each per face."""
+        return {"embedding": vectors}
+
     def prepare(self, vectors: np.ndarray) -> float:
         t = time.perf_counter()
         conn = self._connections(1)[0]
-        conn.execute(f"CREATE TABLE items (id integer PRIMARY KEY, embedding vector({self.dim}))")
+        columns = self._columns(vectors)
+        declared = ", ".join(f"{name} vector({v.shape[1]})" for name, v in columns.items())
+        conn.execute(f"CREATE TABLE items (id integer PRIMARY KEY, {declared})")
+        names = ", ".join(columns)
         with (
             conn.cursor() as cur,
-            cur.copy("COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+            cur.copy(f"COPY items (id, {names}) FROM STDIN WITH (FORMAT BINARY)") as copy,
         ):
-            copy.set_types(["int4", "vector"])
-            for i, v in enumerate(vectors):
-                copy.write_row((i, v))
+            copy.set_types(["int4"] + ["vector"] * len(columns))
+            for i, row in enumerate(zip(*columns.values())):
+                copy.write_row((i, *row))
         conn.execute("VACUUM ANALYZE items")
         # the vectors (2 kB each) live in the TOAST table, so the planner sees a small heap and
         # builds the index serially; all cores, like the other contenders' builds
@@ -376,7 +384,7 @@ class PgVector(Contender):
         conn = self._connections(1)[0]
         conn.execute(f"SET maintenance_work_mem = '{PG_BUILD_MEMORY}'")
         conn.execute(
-            f"CREATE INDEX items_hnsw ON items USING hnsw (embedding {self.opclass})"
+            f"CREATE INDEX items_hnsw ON items USING hnsw ({self.indexed} {self.opclass})"
             f" WITH (m = {int(self.m)}, ef_construction = {int(self.efc)})"
         )
 
@@ -386,7 +394,7 @@ class PgVector(Contender):
             conn.execute(f"SET hnsw.ef_search = {int(ef)}")
 
     def _query(self, k: int) -> str:
-        return f"SELECT id FROM items ORDER BY embedding {self.operator} %b LIMIT {int(k)}"
+        return f"SELECT id FROM items ORDER BY {self.indexed} {self.operator} %b LIMIT {int(k)}"
 
     def _ids(self, rows: list, k: int) -> np.ndarray:
         out = np.full(k, -1, np.int64)
@@ -446,41 +454,14 @@ class PgVectorProjected(PgVector):
     (docs/postgres.md): this measures whether it would pay."""
 
     name = "pgvector-64d"
+    indexed = "proj"
 
     def configure(self, spec: dict) -> None:
         super().configure(spec)
         self.basis = np.load(Path(spec["dir"]) / "basis.npy")
 
-    def prepare(self, vectors: np.ndarray) -> float:
-        t = time.perf_counter()
-        conn = self._connections(1)[0]
-        k = self.basis.shape[1]
-        conn.execute(
-            f"CREATE TABLE items (id integer PRIMARY KEY, embedding vector({self.dim}),"
-            f" proj vector({k}))"
-        )
-        proj = np.ascontiguousarray(vectors @ self.basis, np.float32)
-        with (
-            conn.cursor() as cur,
-            cur.copy("COPY items (id, embedding, proj) FROM STDIN WITH (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["int4", "vector", "vector"])
-            for i, (v, c) in enumerate(zip(vectors, proj)):
-                copy.write_row((i, v, c))
-        conn.execute("VACUUM ANALYZE items")
-        conn.execute(f"ALTER TABLE items SET (parallel_workers = {os.cpu_count() or 1})")
-        return time.perf_counter() - t
-
-    def build(self, vectors: np.ndarray) -> None:
-        conn = self._connections(1)[0]
-        conn.execute(f"SET maintenance_work_mem = '{PG_BUILD_MEMORY}'")
-        conn.execute(
-            f"CREATE INDEX items_hnsw ON items USING hnsw (proj {self.opclass})"
-            f" WITH (m = {int(self.m)}, ef_construction = {int(self.efc)})"
-        )
-
-    def _query(self, k: int) -> str:
-        return f"SELECT id FROM items ORDER BY proj {self.operator} %b LIMIT {int(k)}"
+    def _columns(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        return {"embedding": vectors, "proj": np.ascontiguousarray(vectors @ self.basis)}
 
     def search(self, queries: np.ndarray, k: int, threads: int) -> np.ndarray:
         return super().search(np.ascontiguousarray(queries @ self.basis, np.float32), k, threads)
