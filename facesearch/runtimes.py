@@ -7,10 +7,10 @@
   1.00000). ``"auto"`` picks it for fp32 on the CPU when ``onnxruntime`` is installed
   (``pip install 'facesearch[fast]'``); it must load before usearch (``native.py``).
 * CPUs with native bf16: OpenVINO bf16 at 1.7x torch's bf16 autocast with AMX (measured when
-  this runner used one core of two), embeddings at cosine >= 0.9996 of torch fp32's. It must be asked for (``runtime="openvino"``): in a process
-  where usearch had built an HNSW index in half precision before OpenVINO compiled the network,
-  OpenVINO returned different embeddings for the same crops from one call to the next (the test
-  suite caught it in one test order). OpenVINO's f32 runs as fast as ONNX Runtime's on the
+  this runner used one core of two), embeddings at cosine >= 0.9996 of torch fp32's. It must be
+  asked for (``runtime="openvino"``): in a process where usearch had built an HNSW index in half
+  precision before OpenVINO compiled the network, OpenVINO returned different embeddings for the
+  same crops from one call to the next (the test suite caught it in one test order). OpenVINO's f32 runs as fast as ONNX Runtime's on the
   AVX2 EPYC: both compute at about the two cores' fp32 peak (docs/performance.md).
 
 The network is exported to ONNX once from the verified weights and cached in the user cache
