@@ -157,7 +157,8 @@ def ort_int8_runner(onnx_path: Path, calibration: np.ndarray, keep_fp32: int):
             return {"crops": with_flip(batch).astype(np.float32)}
 
     pre = onnx_path.with_name("facenet-pre.onnx")
-    quant_pre_process(str(onnx_path), str(pre))
+    if not pre.is_file():  # the same for every row
+        quant_pre_process(str(onnx_path), str(pre))
     convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
     out = onnx_path.with_name(f"facenet-int8-{keep_fp32}.onnx")
     quantize_static(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
-from .runtimes import EXPORT_LOCK, openvino_cpu_config
+from .runtimes import EXPORT_LOCK, OpenVINORequests
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 DETECT_RUNTIMES = ("auto", "torch", "openvino")
 
 _here = threading.local()  # a thread's own OpenVINO thread count (``use_threads``)
-_compile_lock = threading.Lock()  # threads meeting a network for the first time compile in turn
 
 
 def _installed() -> bool:
@@ -112,23 +111,15 @@ class OpenVINONet:
                 dynamic_axes={"x": {0: "n", 1: "h", 2: "w"}},
                 opset_version=17,
             )
-        self._core = ov.Core()
-        self._model = self._core.read_model(buf.getvalue())
-        self._local = threading.local()
-
-    def _request(self, threads: int) -> Any:
-        requests: dict[int, Any] = self._local.__dict__.setdefault("requests", {})
-        if threads not in requests:
-            with _compile_lock:
-                config = openvino_cpu_config(threads, 1, "f32")
-                compiled = self._core.compile_model(self._model, "CPU", config)
-            requests[threads] = compiled.create_infer_request()
-        return requests[threads]
+        core = ov.Core()
+        self._requests = OpenVINORequests(
+            core, core.read_model(buf.getvalue()), "f32", shared=False
+        )
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         import torch
 
-        request = self._request(threads_here())
+        request = self._requests.get(threads_here())
         nhwc = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy(), dtype=np.float32)
         result = request.infer({0: nhwc}, share_inputs=True)
         return tuple(torch.from_numpy(np.array(result[i])) for i in range(len(result)))

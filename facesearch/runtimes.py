@@ -116,55 +116,61 @@ def load_runner(runtime: str, onnx_path: Path, precision: str) -> Runner:
     raise ValueError(runtime)
 
 
-def openvino_cpu_config(threads: int, streams: int, hint: str) -> dict[str, Any]:
-    """How facesearch compiles a network with OpenVINO on the CPU: ``streams`` inferences at
-    once on ``threads`` threads each, in ``hint`` precision, and no thread pinned to a core
-    (pinned, detection and embedding threads running side by side ended up sharing one core)."""
-    return {
-        "INFERENCE_NUM_THREADS": threads * streams,
-        "NUM_STREAMS": streams,
-        "INFERENCE_PRECISION_HINT": hint,
-        "ENABLE_CPU_PINNING": False,
-    }
+_OPENVINO_COMPILE_LOCK = threading.Lock()  # threads meeting a network first compile in turn
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+class OpenVINORequests:
+    """The calling thread's infer request on an OpenVINO network on the CPU, for the number of
+    threads it is given, made on first use. No thread is pinned to a core: pinned, detection and
+    embedding threads running side by side ended up sharing one core.
+
+    ``shared``: per thread count one compiled network, with as many streams (inferences at once)
+    as the cores hold, that the calling threads share (FaceNet: about 180 MB a compile). Else
+    each calling thread compiles its own with one stream (MTCNN's small networks: about 40 ms).
+    """
+
+    def __init__(self, core: Any, model: Any, hint: str, shared: bool) -> None:
+        self._core, self._model, self._hint, self._shared = core, model, hint, shared
+        self._compiled: dict[int, Any] = {}
+        self._local = threading.local()
+
+    def _compile(self, threads: int) -> Any:
+        if threads in self._compiled:
+            return self._compiled[threads]
+        streams = max(1, (os.cpu_count() or 1) // threads) if self._shared else 1
+        config = {
+            "INFERENCE_NUM_THREADS": threads * streams,
+            "NUM_STREAMS": streams,
+            "INFERENCE_PRECISION_HINT": self._hint,
+            "ENABLE_CPU_PINNING": False,
+        }
+        compiled = self._core.compile_model(self._model, "CPU", config)
+        if self._shared:
+            self._compiled[threads] = compiled
+        return compiled
+
+    def get(self, threads: int) -> Any:
+        requests: dict[int, Any] = self._local.__dict__.setdefault("requests", {})
+        if threads not in requests:
+            with _OPENVINO_COMPILE_LOCK:
+                requests[threads] = self._compile(threads).create_infer_request()
+        return requests[threads]
 
 
 def _openvino_runner(onnx_path: Path, hint: str) -> Runner:
     """OpenVINO on as many threads as torch is given at the time of the call, like ONNX
-    Runtime's runner. Per thread count one compiled network (about 180 MB) with as many streams
-    as the cores hold, so that callers given fewer threads (the cameras' per-core workers) run
-    side by side; each calling thread has its own infer request."""
+    Runtime's runner; callers given fewer threads (the cameras' per-core workers) run side by
+    side (``OpenVINORequests``, shared)."""
     import openvino as ov
     import torch
 
     core = ov.Core()
-    model = core.read_model(str(onnx_path))
-    compiled: dict[int, Any] = {}
-    lock = threading.Lock()
-    local = threading.local()
-
-    def request(threads: int) -> Any:
-        requests: dict[int, Any] = local.__dict__.setdefault("requests", {})
-        if threads not in requests:
-            with lock:
-                if threads not in compiled:
-                    streams = max(1, _cores() // threads)
-                    config = openvino_cpu_config(threads, streams, hint)
-                    compiled[threads] = core.compile_model(model, "CPU", config)
-                requests[threads] = compiled[threads].create_infer_request()
-        return requests[threads]
-
-    request(max(1, torch.get_num_threads()))  # the usual one now, not inside the first call
+    requests = OpenVINORequests(core, core.read_model(str(onnx_path)), hint, shared=True)
+    requests.get(max(1, torch.get_num_threads()))  # the usual one now, not inside the first call
 
     def run(x: np.ndarray) -> np.ndarray:
-        req = request(max(1, torch.get_num_threads()))
-        return np.array(req.infer({0: np.ascontiguousarray(x, np.float32)})[0])
+        request = requests.get(max(1, torch.get_num_threads()))
+        return np.array(request.infer({0: np.ascontiguousarray(x, np.float32)})[0])
 
     return run
 
