@@ -16,9 +16,10 @@ The same single queries are also timed at one fixed ef for every N (``--growth-e
 separates how a search step grows with N from how much wider a search must be for equal recall.
 hnswlib, faiss and pgvector get the same M and ef_construction as facesearch.
 
-pgvector's HNSW index (``vector_ip_ops``, as a PostgreSQL gallery has it; ``--methods
-pgvector-cos`` for ``vector_cosine_ops``, ``pgvector-64d`` for the index on the model's 64-d
-subspace, as usearch galleries have it) lives in a throwaway pgserver (PostgreSQL 16 +
+pgvector's HNSW index (``vector_ip_ops`` on full vectors, as a PostgreSQL gallery had it before
+the subspace and has it with ``reindex --project off``; ``--methods pgvector-cos`` for
+``vector_cosine_ops``, ``pgvector-64d`` for the index on the model's 64-d subspace, as galleries
+of both kinds now have it) lives in a throwaway pgserver (PostgreSQL 16 +
 pgvector; ``_common.PG_SETTINGS``) or the server at ``--pg-url``: see ``PgVector`` for how it is
 built, searched and measured, and docs/postgres.md for the results.
 
@@ -448,10 +449,10 @@ class PgVectorCosine(PgVector):
 
 class PgVectorProjected(PgVector):
     """pgvector's HNSW index on each face's coordinates in the model's subspace (a
-    ``vector(64)`` column beside the full ``vector(512)``), as usearch galleries index them:
-    a gallery face and a query lie in that subspace, so the 64 coordinates give their inner
-    product to within a few millionths and the order needs no re-rank. Not in the product yet
-    (docs/postgres.md): this measures whether it would pay."""
+    ``vector(64)`` column beside the full ``vector(512)``), as galleries of both kinds index
+    them: a gallery face and a query lie in that subspace, so the 64 coordinates give their
+    inner product to within a few millionths and the order needs no re-rank. (The product
+    indexes an untyped ``coords`` column cast to ``vector(64)``, the same index.)"""
 
     name = "pgvector-64d"
     indexed = "proj"

@@ -17,13 +17,17 @@ The gallery is a directory, or a PostgreSQL database with pgvector: ``--gallery
 postgresql://...`` (an existing one, or an empty database to fill), or ``--postgres``, a throwaway
 pgserver (PostgreSQL 16 + pgvector; shared_buffers 1GB) in a temporary directory. A database is
 filled in one ``bulk_load`` (the rows first, the HNSW index built once with the gallery's default
-parameters and maintenance_work_mem = 1GB, so that the graph is built in memory).
+parameters and maintenance_work_mem = 1GB, so that the graph is built in memory). A new gallery
+indexes each face's coordinates in the model's 64-d subspace, as one ``enroll`` creates does;
+``--full-vectors`` builds it on the full 512-d vectors instead, for a before/after;
+``--then-project`` ends with ``facesearch reindex --project on`` (what an earlier gallery needs to
+get the subspace index) and the searches again.
 
 ``--processes P`` also times P processes searching the gallery at once against one alone: each
 opens it, waits until all are ready, then searches one face at a time for ``--seconds``.
 
     python benchmarks/large_gallery.py [--n 1000000] [--gallery DIR | URL | --postgres] [--keep]
-        [--processes 4 --seconds 20]
+        [--processes 4 --seconds 20] [--full-vectors [--then-project]]
 """
 
 from __future__ import annotations
@@ -86,10 +90,10 @@ print(json.dumps({"searches": len(times), "wall": wall, "times": times}))
 """
 
 
-def build(gallery: str | Path, n: int, model_id: str) -> float:
+def build(gallery: str | Path, n: int, model_id: str, full_vectors: bool = False) -> float:
     from _common import LFW_DEV
     from facesearch.evaluation.evalset import load_eval_set
-    from facesearch.gallery import Gallery, is_postgres_url, open_gallery
+    from facesearch.gallery import is_postgres_url, open_gallery
     from facesearch.types import FaceRecord
 
     real = real_embeddings()
@@ -104,11 +108,9 @@ def build(gallery: str | Path, n: int, model_id: str) -> float:
     pg = is_postgres_url(gallery)
     if pg:  # the index is built once at the end of bulk_load: let the graph fit in memory
         os.environ["PGOPTIONS"] = f"-c maintenance_work_mem={PG_BUILD_MEMORY}"
-    g = (
-        open_gallery(gallery, model_id, real.shape[1], writable=True)
-        if pg
-        else Gallery(Path(gallery), model_id, real.shape[1], writable=True, subspace=model_subspace)
-    )
+    # a new gallery indexes the model's subspace coordinates, as enroll's does
+    subspace = None if full_vectors else model_subspace
+    g = open_gallery(gallery, model_id, real.shape[1], writable=True, subspace=subspace)
     with g, g.bulk_load():
         g.add(
             [
@@ -184,6 +186,19 @@ def concurrent_searches(
     }
 
 
+def timed_searches(gallery: str, model_id: str, queries: Path) -> tuple[str, str]:
+    """(how long a fresh process took to open the gallery, its first and next searches)."""
+    _, out = run([sys.executable, "-c", OPEN_AND_SEARCH, gallery, model_id, str(queries)])
+    opened, first, rest, view, p50, p95 = out.split()
+    pg = gallery.startswith(("postgresql://", "postgres://"))
+    return (
+        f"{float(opened) * 1e3:.0f} ms"
+        + (" (a connection)" if pg else f" (memory-mapped: {view})"),
+        f"{float(first) * 1e3:.1f} ms / {float(rest) * 1e3:.2f} ms "
+        f"(p50 {float(p50) * 1e3:.2f}, p95 {float(p95) * 1e3:.2f} ms)",
+    )
+
+
 def run(cmd: list[str]) -> tuple[float, str]:
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -209,6 +224,16 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the gallery afterwards")
     ap.add_argument(
+        "--full-vectors",
+        action="store_true",
+        help="build the new gallery's index on the full 512-d vectors (as before the subspace)",
+    )
+    ap.add_argument(
+        "--then-project",
+        action="store_true",
+        help="at the end, time facesearch reindex --project on and the searches after it",
+    )
+    ap.add_argument(
         "--processes", type=int, default=0, help="also time this many processes searching at once"
     )
     ap.add_argument("--seconds", type=float, default=20.0, help="each --processes run's length")
@@ -232,7 +257,7 @@ def main() -> int:
     try:
         if not has_gallery(args.gallery, model_id):
             print(f"building a {args.n:,}-face gallery in {args.gallery}", flush=True)
-            secs = build(args.gallery, args.n, model_id)
+            secs = build(args.gallery, args.n, model_id, args.full_vectors)
             what = "PostgreSQL + pgvector HNSW, bulk load" if pg else "SQLite + HNSW index"
             rows.append((f"build ({what}, library API)", f"{secs:.0f} s"))
         _, out = run(fs_cmd + ["info", "--json"])
@@ -256,22 +281,9 @@ def main() -> int:
             )
         queries = Path(tempfile.mkdtemp()) / "q.npy"
         np.save(queries, FaceLike(real_embeddings(), 7).sample(101))
-        _, out = run([sys.executable, "-c", OPEN_AND_SEARCH, args.gallery, model_id, str(queries)])
-        opened, first, rest, view, p50, p95 = out.split()
-        rows.append(
-            (
-                "open read-only (fresh process)",
-                f"{float(opened) * 1e3:.0f} ms"
-                + (" (a connection)" if pg else f" (memory-mapped: {view})"),
-            )
-        )
-        rows.append(
-            (
-                "first search / next ones",
-                f"{float(first) * 1e3:.1f} ms / {float(rest) * 1e3:.2f} ms "
-                f"(p50 {float(p50) * 1e3:.2f}, p95 {float(p95) * 1e3:.2f} ms)",
-            )
-        )
+        opened, searches = timed_searches(args.gallery, model_id, queries)
+        rows.append(("open read-only (fresh process)", opened))
+        rows.append(("first search / next ones", searches))
         if args.processes:
             many = Path(tempfile.mkdtemp()) / "q.npy"
             np.save(many, FaceLike(real_embeddings(), 8).sample(5000))
@@ -317,6 +329,15 @@ def main() -> int:
         rows.append(("facesearch remove 1 person", f"{secs:.1f} s"))
         secs, _ = run(fs_cmd + ["info"])
         rows.append(("facesearch info", f"{secs:.1f} s"))
+        if args.then_project:
+            secs, _ = run(fs_cmd + ["reindex", "--project", "on"])
+            rows.append(("facesearch reindex --project on", f"{secs:.1f} s"))
+            rows.append(
+                (
+                    "first search / next ones, after",
+                    timed_searches(args.gallery, model_id, queries)[1],
+                )
+            )
     finally:
         if server is not None:  # a throwaway server goes, --keep or not
             server.stop()

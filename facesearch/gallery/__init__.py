@@ -54,13 +54,14 @@ def open_gallery(
     A writer waits up to ``wait`` seconds for another writer of a directory gallery to finish
     (PostgreSQL writers queue on an advisory lock per transaction instead). ``subspace`` gives
     the basis of the subspace the model's embeddings lie in (``FaceEmbedder.subspace``): a new
-    directory gallery records it and builds its graph on those coordinates (``index.py``);
-    PostgreSQL's pgvector index holds full vectors.
+    gallery records it and builds its index on those coordinates (``index.py``, ``postgres.py``).
     """
     if is_postgres_url(location):
         from .postgres import PostgresGallery
 
-        return PostgresGallery(str(location), model_id, dim, writable=writable, params=params)
+        return PostgresGallery(
+            str(location), model_id, dim, writable=writable, params=params, subspace=subspace
+        )
     return Gallery(
         Path(location),
         model_id,

@@ -46,8 +46,8 @@ class GalleryBackend(Protocol):
     model_id: str
     dim: int
     writable: bool
-    #: the basis of the model's embedding subspace a directory gallery records and builds its
-    #: graph on (``index.FaceIndex``); None where there is none (PostgreSQL keeps full vectors)
+    #: the basis of the model's embedding subspace the gallery records and builds its index on
+    #: (``index.FaceIndex``, ``postgres.py``'s ``coords``); None where there is none
     basis: np.ndarray | None
 
     @property

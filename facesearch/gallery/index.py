@@ -25,6 +25,8 @@ DTYPES = ("f32", "f16", "bf16", "i8")
 # A vector may lose at most this share of its squared length to a projection: more means it is
 # not in the subspace the projection was made for, and the graph goes back to full vectors.
 MAX_RESIDUAL = 1e-3
+# the gallery metadata key the subspace basis is recorded under (``basis_to_text``)
+SUBSPACE_KEY = "subspace"
 AUTO_EF = (64, 160, 100_000, 0.4, 1024)  # floor, ef at the reference size, that size, exponent, cap
 
 

@@ -38,6 +38,7 @@ from ..types import (
     StoredPhoto,
 )
 from .index import (
+    SUBSPACE_KEY,
     FaceIndex,
     IndexParams,
     basis_from_text,
@@ -54,7 +55,6 @@ DB_NAME = "gallery.sqlite3"
 INDEX_NAME = "faces.usearch"
 INDEX_META_NAME = "faces.usearch.json"
 PARAMS_KEY = "index_params"
-SUBSPACE_KEY = "subspace"
 LOCK_NAME = ".lock"
 
 

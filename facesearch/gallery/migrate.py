@@ -45,7 +45,7 @@ def migrate(
 
     Each batch of ``batch`` faces is one transaction in the destination. GalleryError if a photo
     is enrolled under different people in the two galleries, or if the counts differ at the end.
-    ``subspace``: as for ``open_gallery``, for a destination directory created here, where the
+    ``subspace``: as for ``open_gallery``, for a destination gallery created here, where the
     source has no basis of its own to pass on.
     """
     src_name, dst_name = display_location(source), display_location(destination)
@@ -60,7 +60,7 @@ def migrate(
                 f"{src_name} holds a scanned photo library ({src.count_photos()} photos): "
                 "migrate copies enrolled galleries only, for now; nothing was copied"
             )
-        basis = src.basis  # a directory's recorded basis, else the caller's (the model's)
+        basis = src.basis  # the source's recorded basis, else the caller's (the model's)
         given = subspace if basis is None else (lambda: basis)
         with open_gallery(destination, model_id, dim, writable=True, subspace=given) as dst:
             if on_total:

@@ -15,6 +15,7 @@ from conftest import FACES, REPO
 from facesearch.errors import GalleryError
 from facesearch.gallery import open_gallery
 from facesearch.gallery.migrate import migrate
+from facesearch.gallery.postgres import SCHEMA_VERSION
 from facesearch.types import FaceRecord
 from fakes import one_line_error, run, v1_records, v2_records
 
@@ -187,6 +188,7 @@ def test_enroll_and_identify_with_a_postgres_gallery(pg_url, tmp_path, detector,
             assert name in {f.name for f in faces}, (name, photo)
         info = fs.info()
         assert info["people"] == 5 and "pgvector" in info["index"]["type"]
+        assert (info["index"]["project"], info["index"]["unprojected"]) == (64, 0)
         assert fs.remove("madonna") >= 1
         assert "madonna" not in {p.name for p in fs.people()}
 
@@ -236,12 +238,19 @@ def test_migrate_directory_to_postgres_and_back(
     info = json.loads(out)
     assert (info["people"], info["faces"]) == counts[0] and "***" not in info["gallery"]
     assert info["index"]["type"].startswith("pgvector") and info["weights"]
+    # the directory's basis came along: the index is on the model's subspace coordinates
+    assert (info["index"]["project"], info["index"]["unprojected"]) == (64, 0)
     code, out, err = run(capsys, "--gallery", pg_url, "people")
     assert code == 0 and len(out.splitlines()) == 13, err
     code, out, err = run(
         capsys, "--gallery", pg_url, "reindex", "--connectivity", "8", "--ef-construction", "32"
     )
-    assert code == 0 and "M=8, ef_construction=32" in out, err
+    assert code == 0 and "M=8, ef_construction=32" in out and "of 64-d projections" in out, err
+    code, out, err = run(capsys, "--gallery", pg_url, "reindex", "--project", "off")
+    assert code == 0 and "M=8" in out and "projections" not in out, err
+    assert identify_all(make_fs(pg_url), photos) == results[1]
+    code, out, err = run(capsys, "--gallery", pg_url, "reindex", "--project", "on")
+    assert code == 0 and "of 64-d projections" in out, err
     code, _, err = run(capsys, "--gallery", pg_url, "reindex", "--dtype", "i8")
     assert code == 1 and "do not apply" in one_line_error(err)
 
@@ -269,10 +278,11 @@ def test_reindex_with_parameters_keeps_them(pg_url):
         assert (g.index_params.connectivity, g.index_params.expansion_add) == (16, 64)
         with pytest.raises(InputError, match=r"connectivity \(m\)"):
             g.reindex(IndexParams(connectivity=200, dtype="f32", rerank=0))
-        with pytest.raises(InputError, match="--dtype, --rerank and --project do not apply"):
+        with pytest.raises(InputError, match="--dtype and --rerank do not apply"):
             g.reindex(IndexParams(connectivity=8, expansion_add=32))
-        with pytest.raises(InputError, match="--project do not apply"):
-            g.reindex(IndexParams(dtype="f32", rerank=0, project=64))
+        # no subspace given and none recorded: full vectors
+        assert g.reindex(IndexParams(dtype="f32", rerank=0, project=64)) == 20
+        assert g.index_params.project == 0
         assert g.reindex(IndexParams(connectivity=8, expansion_add=32, dtype="f32", rerank=0)) == 20
     with open_gallery(pg_url, MODEL, DIM) as g:
         assert g.info()["index"]["connectivity"] == 8
@@ -482,7 +492,7 @@ def test_v1_postgres_gallery_is_upgraded_by_a_write(v1_database):
         assert g.thumbnail(face_id) == b"jpg" and g.count_unassigned() == 1
         assert g.search(recs[0].embedding[None], k_people=1)[0][0].name == "ann"
     version, nullable, thumbnails, index = pg_schema(url)
-    assert (version, nullable, thumbnails) == (3, True, True)
+    assert (version, nullable, thumbnails) == (SCHEMA_VERSION, True, True)
     assert "WHERE (person_id IS NOT NULL)" in index  # rebuilt as the partial index
     with open_gallery(url, MODEL, DIM) as g:
         check_v1_content(g, recs)
@@ -505,7 +515,7 @@ def test_failed_postgres_upgrade_changes_nothing(v1_database, monkeypatch):
     monkeypatch.undo()
     with open_gallery(url, MODEL, DIM, writable=True) as g:
         check_v1_content(g, recs)
-    assert pg_schema(url)[0] == 3
+    assert pg_schema(url)[0] == SCHEMA_VERSION
 
 
 # -- a schema-2 gallery, as the release before the photo library created it ----------------------
@@ -594,7 +604,7 @@ def test_v2_postgres_gallery_is_upgraded_by_a_write(v2_database):
         assert len(g.add_photos([ScannedPhoto("/p/x.jpg", "x", 1, 1.0, tuple(loose))])) == 2
         with pytest.raises(GalleryError, match="nothing was written"):
             g.add([recs[0]])  # enroll's dedupe: one enrolled subject per photo
-    assert pg_schema(url)[0] == 3
+    assert pg_schema(url)[0] == SCHEMA_VERSION
     with open_gallery(url, MODEL, DIM) as g:
         check_v2_content_after = (g.count_faces(), g.count_unassigned(), g.count_photos())
         assert check_v2_content_after == (9, 4, 1)
@@ -616,7 +626,7 @@ def test_failed_postgres_v3_upgrade_changes_nothing(v2_database, monkeypatch):
     monkeypatch.undo()
     with open_gallery(url, MODEL, DIM, writable=True) as g:
         check_v2_content(g, recs)
-    assert pg_schema(url)[0] == 3
+    assert pg_schema(url)[0] == SCHEMA_VERSION
 
 
 # -- migrate: unassigned faces and thumbnails ------------------------------------------------------
@@ -647,3 +657,168 @@ def test_migrate_carries_unassigned_faces_and_thumbnails(tmp_path, pg_url):
         g.assign_faces([g.face_of_hash(recs[3].image_sha256).id], "cy")
     with pytest.raises(GalleryError, match="unassigned in .* but enrolled as 'cy' in"):
         migrate(src, pg_url, MODEL, DIM)
+
+
+# -- the index on the model's subspace coordinates -------------------------------------------------
+
+K = 8  # the synthetic model's embeddings lie in an 8-d subspace of the 32 dimensions
+BASIS = np.linalg.qr(np.random.default_rng(42).standard_normal((DIM, K)))[0].astype(np.float32)
+
+
+def in_subspace(person, n, seed, tag=""):
+    """``n`` faces of ``person`` whose embeddings lie in BASIS's subspace."""
+    v = np.random.default_rng(seed).standard_normal((n, K)).astype(np.float32) @ BASIS.T
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return [
+        FaceRecord(person, f"{person}/{tag}{i}.jpg", f"{person}{tag}-{i}", (0, 0, 9, 9), 0.9, e)
+        for i, e in enumerate(v)
+    ]
+
+
+def open_projected(url, writable=False):
+    return open_gallery(url, MODEL, DIM, writable=writable, subspace=lambda: BASIS)
+
+
+def assert_coords_follow_embeddings(url):
+    """Every stored face has its coordinates in BASIS, but those outside its subspace."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        rows = conn.execute("SELECT id, embedding, coords FROM faces").fetchall()
+    assert rows
+    for fid, embedding, coords in rows:
+        e = np.asarray(embedding.to_numpy(), np.float32)
+        if np.linalg.norm(e @ BASIS) ** 2 >= 0.999 * np.linalg.norm(e) ** 2:
+            assert coords is not None, fid
+            assert np.allclose(coords.to_numpy(), e @ BASIS, atol=1e-5), fid
+        else:
+            assert coords is None, fid
+
+
+def test_new_gallery_indexes_subspace_coordinates(pg_url):
+    from dataclasses import replace
+
+    from facesearch.gallery.postgres import _search_statement
+
+    recs = [r for p in range(40) for r in in_subspace(f"p{p}", 5, seed=p)]
+    odd = face("odd", 7)  # a random 32-d unit vector: outside the subspace
+    odd = replace(odd, embedding=odd.embedding / np.linalg.norm(odd.embedding))
+    with open_projected(pg_url, writable=True) as g:
+        g.add(recs[:100])
+        g.add([*recs[100:], odd])
+        params, info = g.index_params, g.info()["index"]
+        assert (params.project, info["project"], info["unprojected"]) == (K, K, 1)
+        assert info["type"].endswith("on 8-d subspace coordinates")
+        plan = "\n".join(
+            r[0]
+            for r in g.conn.execute(
+                "EXPLAIN " + _search_statement(K),
+                {"q": [odd.embedding], "c": [odd.embedding @ BASIS], "k": 64, "vectors": False},
+            )
+        )
+        assert "Index Scan using faces_embedding" in plan
+    assert_coords_follow_embeddings(pg_url)
+    everyone = [*recs, odd]
+    queries = np.stack([r.embedding for r in everyone])
+    noisy = queries[:, :] + 0.3 * np.random.default_rng(9).standard_normal(queries.shape)
+    noisy = (noisy @ BASIS @ BASIS.T).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    owners = np.array([r.person for r in everyone])
+    names = sorted(set(owners))
+    # scoring.score_people: a person's distance is that of their closest face or template
+    sims = []
+    for name in names:
+        faces = queries[owners == name]
+        template = faces.sum(0) / np.linalg.norm(faces.sum(0))
+        sims.append(np.maximum((noisy @ faces.T).max(1), noisy @ template))
+    nearest = [names[i] for i in np.argmax(np.stack(sims, 1), axis=1)]
+    with open_gallery(pg_url, MODEL, DIM) as g:  # read-only, and without the model's subspace
+        assert np.array_equal(g.basis, BASIS) and g.index_params.project == K
+        hits = g.search(queries, k_people=2)
+        # each face found by its coordinates (odd: exactly, beside the index), scored exactly
+        assert [h[0].name for h in hits] == [r.person for r in everyone]
+        assert max(h[0].distance for h in hits) < 1e-5
+        assert [h[0].name for h in g.search(noisy, k_people=1)] == nearest
+
+
+def test_every_write_keeps_the_coordinates(pg_url):
+    from dataclasses import replace
+
+    from facesearch.types import ScannedPhoto
+
+    with open_projected(pg_url, writable=True) as g:
+        g.add(in_subspace("ann", 3, seed=1) + in_subspace(None, 2, seed=2, tag="u"))
+        scanned = in_subspace(None, 3, seed=3, tag="s")
+        photo = ScannedPhoto(
+            "/lib/s.jpg", "s", 1, 1.0, tuple(replace(r, image_sha256="s") for r in scanned)
+        )
+        ids = g.add_photos([photo])
+        assert_coords_follow_embeddings(pg_url)
+        g.assign_faces(ids[:2], "bob")  # scanned faces of no one become searchable
+        hits = g.search(np.stack([r.embedding for r in scanned[:2]]), k_people=1)
+        assert [(h[0].name, h[0].face_id) for h in hits] == [("bob", ids[0]), ("bob", ids[1])]
+        # enrolling the third scanned face takes it over, with the new embedding
+        again = replace(in_subspace("cy", 1, seed=4)[0], image_sha256="s", box=scanned[2].box)
+        assert g.add([again]) == [ids[2]]
+        assert_coords_follow_embeddings(pg_url)
+        (hit,) = g.search(again.embedding[None], k_people=1)[0][:1]
+        assert (hit.name, hit.face_id) == ("cy", ids[2]) and hit.distance < 1e-5
+
+
+def test_upgraded_gallery_is_projected_by_reindex(v2_database, monkeypatch):
+    from facesearch.gallery import postgres
+    from facesearch.gallery.index import IndexParams
+
+    url, recs = v2_database
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 3)  # as the release before this one left it
+    open_gallery(url, MODEL, DIM, writable=True).close()
+    monkeypatch.undo()
+    assert pg_schema(url)[0] == 3
+    with open_projected(url, writable=True) as g:  # upgraded: no coordinates, full vectors
+        assert pg_schema(url)[0] == SCHEMA_VERSION
+        assert g.index_params.project == 0 and g.basis is None
+        check_v2_content(g, recs)
+        new = in_subspace("cy", 4, seed=5)
+        g.add(new)
+    with open_projected(url, writable=True) as g:
+        full = g.index_params
+        assert g.reindex(replace_params(full, project=1)) == 9
+        assert g.index_params.project == K and np.array_equal(g.basis, BASIS)
+        assert g.info()["index"]["unprojected"] == 5  # the old random vectors, outside it
+    assert_coords_follow_embeddings(url)
+    assert "(coords)::vector(8)" in pg_schema(url)[3]
+    for project in (K, 0):
+        with open_gallery(url, MODEL, DIM, writable=True) as g:
+            if not project:
+                g.reindex(replace_params(g.index_params, project=0))
+                assert "(embedding vector_ip_ops)" in pg_schema(url)[3]
+            assert g.index_params.project == project
+            people = [r for r in recs if r.person] + new
+            hits = g.search(np.stack([r.embedding for r in people]), k_people=1)
+            assert [h[0].name for h in hits] == [r.person for r in people]
+    with pytest.raises(Exception, match="do not apply"):
+        with open_gallery(url, MODEL, DIM, writable=True) as g:
+            g.reindex(IndexParams(project=8))  # dtype i8
+
+
+def replace_params(params, **changes):
+    from dataclasses import replace
+
+    return replace(params, **changes)
+
+
+def test_migrate_carries_the_basis_both_ways(tmp_path, pg_url):
+    src, back = str(tmp_path / "src"), str(tmp_path / "back")
+    recs = in_subspace("ann", 4, seed=1) + in_subspace("bob", 4, seed=2)
+    with open_projected(src, writable=True) as g:
+        g.add(recs)
+    assert migrate(src, pg_url, MODEL, DIM).copied == 8
+    assert migrate(pg_url, back, MODEL, DIM).copied == 8
+    for location in (pg_url, back):
+        with open_gallery(location, MODEL, DIM) as g:
+            assert np.array_equal(g.basis, BASIS) and g.index_params.project == K
+            hits = g.search(np.stack([r.embedding for r in recs]), k_people=1)
+            assert [h[0].name for h in hits] == [r.person for r in recs]
+    assert_coords_follow_embeddings(pg_url)
