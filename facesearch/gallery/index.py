@@ -503,6 +503,18 @@ def basis_from_text(text: str, dim: int) -> np.ndarray:
     return b.reshape(rows, cols).copy()
 
 
+def recorded_basis(text: str | None, dim: int) -> np.ndarray | None:
+    """The basis a gallery recorded under ``SUBSPACE_KEY`` (``text``), if any; an unreadable
+    one is ignored, with a warning (the gallery then searches full vectors)."""
+    if text is None:
+        return None
+    try:
+        return basis_from_text(text, dim)
+    except (ValueError, TypeError, KeyError) as err:
+        log.warning("ignoring an unreadable subspace basis in the gallery (%s)", err)
+        return None
+
+
 def _usearch_metadata(path: Path) -> dict[str, Any]:
     Index = usearch_index()
 

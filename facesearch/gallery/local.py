@@ -41,10 +41,10 @@ from .index import (
     SUBSPACE_KEY,
     FaceIndex,
     IndexParams,
-    basis_from_text,
     basis_to_text,
     exact_path,
     params_for_cpu,
+    recorded_basis,
 )
 from .scoring import candidate_faces, refine_candidates, score_people
 from .store import GalleryStore
@@ -231,14 +231,7 @@ class Gallery:
 
     def _stored_basis(self) -> np.ndarray | None:
         """The subspace basis recorded in the gallery (``SUBSPACE_KEY``), if any."""
-        raw = self.store.get_meta(SUBSPACE_KEY)
-        if raw is None:
-            return None
-        try:
-            return basis_from_text(raw, self.dim)
-        except (ValueError, TypeError, KeyError) as err:
-            log.warning("ignoring an unreadable subspace basis in the gallery (%s)", err)
-            return None
+        return recorded_basis(self.store.get_meta(SUBSPACE_KEY), self.dim)
 
     def _adopt_basis(self) -> np.ndarray | None:
         """The recorded basis; else the one ``subspace`` gives (the embedding model's), recorded

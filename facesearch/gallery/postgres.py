@@ -80,8 +80,8 @@ from .index import (
     SUBSPACE_KEY,
     IndexParams,
     auto_ef,
-    basis_from_text,
     basis_to_text,
+    recorded_basis,
 )
 from .scoring import candidate_faces, refine_candidates, score_people, unit_template
 
@@ -525,14 +525,7 @@ class PostgresGallery:
 
     def _stored_basis(self) -> np.ndarray | None:
         """The subspace basis recorded in the gallery (``SUBSPACE_KEY``), if any."""
-        raw = self._get_meta(SUBSPACE_KEY)
-        if raw is None:
-            return None
-        try:
-            return basis_from_text(raw, self.dim)
-        except (ValueError, TypeError, KeyError) as err:
-            log.warning("ignoring an unreadable subspace basis in the gallery (%s)", err)
-            return None
+        return recorded_basis(self._get_meta(SUBSPACE_KEY), self.dim)
 
     def _adopt_basis(self) -> np.ndarray | None:
         """The recorded basis; else the one ``subspace`` gives, recorded now (inside a write's
