@@ -6,13 +6,14 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
 from conftest import FACES, REPO
-from facesearch.errors import GalleryError
+from facesearch.errors import GalleryError, InputError
 from facesearch.gallery import open_gallery
 from facesearch.gallery.migrate import migrate
 from facesearch.gallery.postgres import SCHEMA_VERSION
@@ -270,7 +271,6 @@ def test_migrate_resumes_and_checks_counts(tmp_path, pg_url):
 
 
 def test_reindex_with_parameters_keeps_them(pg_url):
-    from facesearch.errors import InputError
     from facesearch.gallery.index import IndexParams
 
     with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
@@ -592,8 +592,6 @@ def test_v2_postgres_gallery_reads_as_it_is(v2_database):
 
 
 def test_v2_postgres_gallery_is_upgraded_by_a_write(v2_database):
-    from dataclasses import replace
-
     from facesearch.types import ScannedPhoto
 
     url, recs = v2_database
@@ -698,8 +696,6 @@ def assert_coords_follow_embeddings(url):
 
 
 def test_new_gallery_indexes_subspace_coordinates(pg_url):
-    from dataclasses import replace
-
     from facesearch.gallery.postgres import _search_statement
 
     recs = [r for p in range(40) for r in in_subspace(f"p{p}", 5, seed=p)]
@@ -744,8 +740,6 @@ def test_new_gallery_indexes_subspace_coordinates(pg_url):
 
 
 def test_every_write_keeps_the_coordinates(pg_url):
-    from dataclasses import replace
-
     from facesearch.types import ScannedPhoto
 
     with open_projected(pg_url, writable=True) as g:
@@ -784,7 +778,7 @@ def test_upgraded_gallery_is_projected_by_reindex(v2_database, monkeypatch):
         g.add(new)
     with open_projected(url, writable=True) as g:
         full = g.index_params
-        assert g.reindex(replace_params(full, project=1)) == 9
+        assert g.reindex(replace(full, project=1)) == 9
         assert g.index_params.project == K and np.array_equal(g.basis, BASIS)
         assert g.info()["index"]["unprojected"] == 5  # the old random vectors, outside it
     assert_coords_follow_embeddings(url)
@@ -792,21 +786,15 @@ def test_upgraded_gallery_is_projected_by_reindex(v2_database, monkeypatch):
     for project in (K, 0):
         with open_gallery(url, MODEL, DIM, writable=True) as g:
             if not project:
-                g.reindex(replace_params(g.index_params, project=0))
+                g.reindex(replace(g.index_params, project=0))
                 assert "(embedding vector_ip_ops)" in pg_schema(url)[3]
             assert g.index_params.project == project
             people = [r for r in recs if r.person] + new
             hits = g.search(np.stack([r.embedding for r in people]), k_people=1)
             assert [h[0].name for h in hits] == [r.person for r in people]
-    with pytest.raises(Exception, match="do not apply"):
+    with pytest.raises(InputError, match="do not apply"):
         with open_gallery(url, MODEL, DIM, writable=True) as g:
             g.reindex(IndexParams(project=8))  # dtype i8
-
-
-def replace_params(params, **changes):
-    from dataclasses import replace
-
-    return replace(params, **changes)
 
 
 def test_migrate_carries_the_basis_both_ways(tmp_path, pg_url):
