@@ -10,8 +10,9 @@
   this runner used one core of two), embeddings at cosine >= 0.9996 of torch fp32's. It must be
   asked for (``runtime="openvino"``): in a process where usearch had built an HNSW index in half
   precision before OpenVINO compiled the network, OpenVINO returned different embeddings for the
-  same crops from one call to the next (the test suite caught it in one test order). OpenVINO's f32 runs as fast as ONNX Runtime's on the
-  AVX2 EPYC: both compute at about the two cores' fp32 peak (docs/performance.md).
+  same crops from one call to the next (the test suite caught it in one test order). OpenVINO's
+  f32 runs as fast as ONNX Runtime's on the AVX2 EPYC: both compute at about the two cores' fp32
+  peak (docs/performance.md).
 
 The network is exported to ONNX once from the verified weights and cached in the user cache
 (``onnx/facenet-<sha256 of the weights>.onnx``).

@@ -45,6 +45,7 @@ psycopg and pgvector are imported only when a ``postgresql://`` gallery is opene
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -272,6 +273,7 @@ def pgvector_has_hnsw(version: str) -> bool:
     return tuple(parts) >= (0, 5)
 
 
+@functools.cache
 def _search_statement(project: int) -> str:
     """The search statement: each query's (``q``) nearest faces of people and their owners,
     then those owners' template sums. On a projected index (``project``) the index is searched
@@ -383,8 +385,9 @@ class PostgresGallery:
 
             register_vector(self.conn)
             self._check_model()
-            self.basis = self._stored_basis()
-            self.params = self._usable(self._stored_params() or params or DEFAULT_PARAMS)
+            if not writable:  # a writable open read it while creating the schema
+                self.basis = self._stored_basis()
+            self.params = self._params_in_force(params)
             self.generation = self._generation()
             version = int(self._get_meta("schema_version") or 0)
             self._thumb = "f.thumbnail" if version >= 2 else "NULL"
@@ -504,8 +507,7 @@ class PostgresGallery:
                     self._set_meta_in_tx({PARAMS_KEY: json.dumps(params.to_dict())})
                 # rebuilt here if a bulk load was interrupted before it built the index again
                 self.basis = self._stored_basis()
-                stored = self._stored_params() or params or DEFAULT_PARAMS
-                self.conn.execute(_hnsw_ddl(self._usable(stored, warn=False)))
+                self.conn.execute(_hnsw_ddl(self._params_in_force(params, warn=False)))
                 self.conn.execute(
                     "INSERT INTO meta VALUES ('generation', '0') ON CONFLICT (key) DO NOTHING"
                 )
@@ -538,8 +540,10 @@ class PostgresGallery:
                 self.basis = np.array(basis, np.float32)
         return self.basis
 
-    def _usable(self, params: IndexParams, warn: bool = True) -> IndexParams:
-        """``params`` as this gallery can use them: projected only with a basis of that width."""
+    def _params_in_force(self, given: IndexParams | None, warn: bool = True) -> IndexParams:
+        """The gallery's own index parameters, else ``given``, else the defaults; projected only
+        with a basis of that width."""
+        params = self._stored_params() or given or DEFAULT_PARAMS
         if params.project and (self.basis is None or self.basis.shape[1] != params.project):
             if warn:
                 log.warning(
