@@ -38,14 +38,15 @@ def pick_photos(n: int) -> list[Path]:
     return out[:n]
 
 
-def naive_loop(paths: list[Path], weights: Path) -> tuple[float, int, float]:
+def naive_loop(paths: list[Path], weights: Path, device: str = "cpu") -> tuple[float, int, float]:
     from facenet_pytorch import MTCNN, InceptionResnetV1
     from PIL import Image
 
     t0 = time.perf_counter()
-    mtcnn = MTCNN(image_size=160, margin=14)
+    mtcnn = MTCNN(image_size=160, margin=14, device=device)
     resnet = InceptionResnetV1(pretrained=None, classify=False).eval()
     resnet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    resnet.to(device)
     load_s = time.perf_counter() - t0
     faces = 0
     t0 = time.perf_counter()
@@ -55,7 +56,7 @@ def naive_loop(paths: list[Path], weights: Path) -> tuple[float, int, float]:
         face = mtcnn(img)
         if face is not None:
             with torch.no_grad():
-                embeddings.append(resnet(face.unsqueeze(0)))
+                embeddings.append(resnet(face.unsqueeze(0).to(device)).cpu())
             faces += 1
     return time.perf_counter() - t0, faces, load_s
 

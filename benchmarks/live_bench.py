@@ -37,21 +37,25 @@ import numpy as np
 import torch
 
 from _common import FACES, LFW_DEV, cpu_line, person_photos, use_shared_models
+from facesearch.device import PRECISIONS
 from live_names import read_frames
 
 VIDEO = FACES / "facenet_pytorch_data" / "video.mp4"
 
 
-def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> dict:
+def naive_loop(
+    frames: list[np.ndarray], gallery: np.ndarray, weights: Path, device: str = "cpu"
+) -> dict:
     import cv2
     from facenet_pytorch import MTCNN, InceptionResnetV1
     from PIL import Image
 
     from facesearch.weights import load_state_dict
 
-    mtcnn = MTCNN(keep_all=True, device="cpu")
+    mtcnn = MTCNN(keep_all=True, device=device)
     resnet = InceptionResnetV1(pretrained=None).eval()
     resnet.load_state_dict(load_state_dict(weights))
+    resnet.to(device)
     lat = []
     faces = 0
     t0 = time.perf_counter()
@@ -61,7 +65,8 @@ def naive_loop(frames: list[np.ndarray], gallery: np.ndarray, weights: Path) -> 
             crops = mtcnn(Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)))
             if crops is not None:
                 for c in crops:  # one face at a time
-                    e = torch.nn.functional.normalize(resnet(c[None]), dim=1).numpy()
+                    e = torch.nn.functional.normalize(resnet(c[None].to(device)), dim=1)
+                    e = e.cpu().numpy()
                     int(np.argmax(gallery @ e[0]))
                     faces += 1
             lat.append(time.perf_counter() - t)
@@ -171,8 +176,9 @@ def main() -> int:
     ap.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
-        help="FaceNet precision of the facesearch rows (auto: bf16 where the CPU has it)",
+        choices=list(PRECISIONS),
+        help="FaceNet precision of the facesearch rows (auto: bf16 where the CPU has it; "
+        "fp16 on CUDA only)",
     )
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--no-fps", action="store_true", help="skip the speed table")

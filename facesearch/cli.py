@@ -24,6 +24,7 @@ from . import (
     given,
     load_image,
 )
+from .device import PRECISIONS
 from .mtcnn_runtime import DETECT_RUNTIMES
 from .quality import DEFAULT_GATE
 from .runtimes import RUNTIMES
@@ -56,9 +57,10 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--device", default=default(None), help="auto (default), cpu or cuda")
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=list(PRECISIONS),
         default=default("auto"),
-        help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32)",
+        help="embedding precision (auto: bf16 on CPUs that compute it natively, else fp32; "
+        "fp16 on CUDA only)",
     )
     parser.add_argument(
         "--runtime",

@@ -34,10 +34,17 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" picks bf16 on CPUs with native bf16 (same embeddings to ~1e-4 cosine), else fp32."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise InputError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
+    """The precision FaceNet runs in: "auto" picks bf16 on CPUs with native bf16 (the same
+    embeddings to ~1e-4 cosine) and fp32 everywhere else; fp16 runs on CUDA only (autocast:
+    CPUs compute half precision no faster than fp32, and ONNX Runtime's CPU runner is fp32)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError("--precision fp16 runs on CUDA only; on the CPU use fp32 or bf16")
     if precision != "auto":
         return precision
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"

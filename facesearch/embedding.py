@@ -45,7 +45,8 @@ class FaceEmbedder:
 
     ``precision="auto"`` runs in bfloat16 on CPUs that compute it natively (about 2x faster;
     embeddings agree with fp32 to ~1e-4 in cosine) and in fp32 everywhere else, on ONNX Runtime
-    where it is installed (``runtimes.py``).
+    where it is installed (``runtimes.py``). On CUDA ``"bf16"`` and ``"fp16"`` run under torch's
+    autocast (docs/gpu.md).
     With ``flip`` (the default) each vector is the normalised sum of the crop's embedding and its
     mirror image's, which is steadier under pose and lighting (README, "Accuracy").
     """
@@ -174,10 +175,14 @@ class FaceEmbedder:
             return out
         if self._runner is not None:
             return self._embed_with(self._runner, crops.numpy(), out)
-        use_bf16 = self.precision == "bf16"
+        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}
         with (
             torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16),
+            torch.autocast(
+                self.device.type,
+                dtype=autocast.get(self.precision, torch.bfloat16),
+                enabled=self.precision in autocast,
+            ),
         ):
             for start in range(0, n, self.batch_size):
                 batch = crops[start : start + self.batch_size].to(self.device)

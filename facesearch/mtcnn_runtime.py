@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
-from .runtimes import EXPORT_LOCK, OpenVINORequests
+from .runtimes import OpenVINORequests, export_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -102,15 +102,13 @@ class OpenVINONet:
 
         buf = io.BytesIO()
         n, c, h, w = example
-        with torch.no_grad(), EXPORT_LOCK:
-            torch.onnx.export(
-                _channels_last(net.eval()),
-                (torch.zeros(n, h, w, c),),
-                buf,
-                input_names=["x"],
-                dynamic_axes={"x": {0: "n", 1: "h", 2: "w"}},
-                opset_version=17,
-            )
+        export_onnx(
+            _channels_last(net.eval()),
+            (torch.zeros(n, h, w, c),),
+            buf,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "n", 1: "h", 2: "w"}},
+        )
         core = ov.Core()
         self._requests = OpenVINORequests(
             core, core.read_model(buf.getvalue()), "f32", shared=False

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputError
+from .device import resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -43,17 +43,6 @@ class GradientParams:
     step_start: float = 0.1  # first step, as a fraction of the query's nearest-candidate distance
     step_end: float = 1e-5  # last step, same unit
     sphere: bool = False  # renormalise onto the unit sphere after each step (cosine data)
-
-
-def resolve_refine_device(device: str | None) -> torch.device:
-    """``None``/"auto": CUDA when available; asking for CUDA without it is a clear error."""
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA was asked for but is not available (no GPU, or a CPU-only torch)")
-    return torch.device(device)
 
 
 def _distances(q: torch.Tensor, pool: torch.Tensor, pool_sq: torch.Tensor) -> torch.Tensor:
@@ -140,7 +129,7 @@ def gradient_refine(
     """
     import torch
 
-    dev = resolve_refine_device(device)
+    dev = resolve_device(device)
     out = np.zeros(len(queries), np.int64)
     for s in range(0, len(queries), chunk):
         # float64: near-ties between faces differ in the 6th decimal of their distance

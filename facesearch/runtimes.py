@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # torch.onnx.export keeps its settings in process-wide globals: one export at a time (FaceNet's
 # here, MTCNN's in ``mtcnn_runtime``), as the server may load both models from two requests
-EXPORT_LOCK = threading.Lock()
+_EXPORT_LOCK = threading.Lock()
 
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -73,6 +73,22 @@ def resolve_runtime(runtime: str, precision: str, device: torch.device) -> str:
     return runtime
 
 
+def export_onnx(
+    model: torch.nn.Module, example: tuple[Any, ...], target: Any, **options: Any
+) -> None:
+    """``torch.onnx.export`` at opset 17, one export at a time, with the TorchScript exporter
+    the runners were measured with: torch 2.9 and later default to the dynamo exporter, which
+    needs ``onnxscript`` and builds a different graph."""
+    import inspect
+
+    import torch
+
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        options["dynamo"] = False
+    with _EXPORT_LOCK, torch.no_grad():
+        torch.onnx.export(model, example, target, opset_version=17, **options)
+
+
 def onnx_file(model: torch.nn.Module, weights: Path) -> Path:
     """The network as ONNX (batch size free), exported once per weights file and cached.
     ``model`` must be in eval mode and in torch's default memory format."""
@@ -85,16 +101,14 @@ def onnx_file(model: torch.nn.Module, weights: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        with EXPORT_LOCK:
-            torch.onnx.export(
-                model,
-                torch.zeros(2, 3, 160, 160),
-                str(tmp),
-                input_names=["crops"],
-                output_names=["embeddings"],
-                dynamic_axes={"crops": {0: "n"}, "embeddings": {0: "n"}},
-                opset_version=17,
-            )
+        export_onnx(
+            model,
+            (torch.zeros(2, 3, 160, 160),),
+            str(tmp),
+            input_names=["crops"],
+            output_names=["embeddings"],
+            dynamic_axes={"crops": {0: "n"}, "embeddings": {0: "n"}},
+        )
         tmp.replace(path)
     except Exception as err:
         tmp.unlink(missing_ok=True)

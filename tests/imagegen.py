@@ -23,7 +23,7 @@ def variants(face: Path, out: Path) -> dict[str, Path]:
     rgba.putalpha(Image.new("L", rgb.size, 255))
     return {
         "grayscale": save(rgb.convert("L"), out / "gray.png"),
-        "16-bit": save(Image.fromarray(gray * 257, "I;16"), out / "gray16.png"),
+        "16-bit": save(Image.fromarray(gray * 257), out / "gray16.png"),  # mode I;16
         "cmyk": save(rgb.convert("CMYK"), out / "cmyk.jpg", quality=95),
         "palette": save(rgb.convert("P", palette=Image.ADAPTIVE, colors=256), out / "palette.png"),
         "rgba": save(rgba, out / "rgba.png"),

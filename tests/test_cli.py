@@ -266,6 +266,13 @@ def test_cuda_requested_without_cuda(capsys, enrolled):
     assert code == 1 and "CUDA is not available" in one_line_error(err)
 
 
+def test_fp16_is_refused_on_the_cpu(capsys, enrolled):
+    code, _, err = run(
+        capsys, "--gallery", enrolled[0], "--device", "cpu", "--precision", "fp16", "identify", BBT2
+    )
+    assert code == 1 and "fp16 runs on CUDA only" in one_line_error(err)
+
+
 def test_annotate_several_images_into_a_folder(capsys, enrolled, tmp_path):
     images = [BBT2, FACES / "bbt" / "group" / "bbt1.jpg"]
     code, out, _ = run(

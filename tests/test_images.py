@@ -25,7 +25,7 @@ def test_modes_decode_to_rgb_with_the_same_picture(tmp_path, kind):
 
 def test_sixteen_bit_is_scaled_not_clipped():
     arr = (np.linspace(0, 65535, 256 * 16).reshape(16, 256)).astype(np.uint16)
-    rgb = np.asarray(to_rgb(Image.fromarray(arr, "I;16")))
+    rgb = np.asarray(to_rgb(Image.fromarray(arr)))  # mode I;16
     assert rgb.min() == 0 and rgb.max() == 255 and 100 < rgb.mean() < 155
 
 

@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from facesearch.errors import InputError
 from facesearch.refine import (
     GradientParams,
     exact_refine,
     gradient_ascent,
     gradient_refine,
-    resolve_refine_device,
 )
 
 
@@ -64,14 +62,6 @@ def test_gradient_refine_is_deterministic_and_chunking_does_not_matter():
     a = gradient_refine(queries, pools, chunk=7)
     b = gradient_refine(queries, pools, chunk=256)
     assert np.array_equal(a, b) and np.array_equal(a, gradient_refine(queries, pools, chunk=7))
-
-
-def test_cuda_asked_for_without_cuda_is_a_clear_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(InputError, match="CUDA was asked for but is not available"):
-        resolve_refine_device("cuda")
-    assert resolve_refine_device(None).type == "cpu"
 
 
 @pytest.mark.parametrize("method", ["exact", "gradient"])
