@@ -36,8 +36,9 @@ upgrades an older gallery in one transaction; a read-only open reads it as it is
 
 Every write is one transaction that first takes a transaction-level advisory lock, so writers
 from any number of processes queue instead of deadlocking, and a failed batch leaves nothing
-behind. A search batch is one statement: the nearest faces of every query (``hnsw.ef_search``
-from ``index.auto_ef``, set for that transaction only), their owners and the owners' templates.
+behind. A search batch is one statement and one round trip: the nearest faces of every query
+(``hnsw.ef_search`` from ``index.auto_ef``, set for the session just before it in the same
+pipeline), their owners and the owners' templates.
 
 psycopg and pgvector are imported only when a ``postgresql://`` gallery is opened
 (``pip install 'facesearch[postgres]'``).
@@ -290,10 +291,10 @@ def _search_statement(project: int) -> str:
             f" UNION ALL ({face} AND coords IS NULL ORDER BY embedding <#> q.v LIMIT %(k)s))"
             " u ORDER BY dist LIMIT %(k)s"
         )
-        queries = "unnest(%(q)s::vector[], %(c)s::vector[]) WITH ORDINALITY AS t(v, c, ord)"
+        queries = "unnest(%(q)b::vector[], %(c)b::vector[]) WITH ORDINALITY AS t(v, c, ord)"
     else:
         nearest = f"{face} ORDER BY embedding <#> q.v LIMIT %(k)s"
-        queries = "unnest(%(q)s::vector[]) WITH ORDINALITY AS t(v, ord)"
+        queries = "unnest(%(q)b::vector[]) WITH ORDINALITY AS t(v, ord)"
     return (
         f"WITH q AS (SELECT * FROM {queries}),"
         " n AS MATERIALIZED ("
@@ -1403,11 +1404,13 @@ class PostgresGallery:
         query = _search_statement(self.params.project if "c" in values else 0)
         pg = self._pg
         try:
-            with self.conn.pipeline(), self.conn.transaction():
+            # one round trip: the setting for this session (set right before the statement, so
+            # it holds whatever ran on the connection earlier), no transaction around one
+            # statement; queries go and results come back binary (float32 bytes, not text)
+            with self.conn.pipeline():
                 self.conn.execute(
-                    "SELECT set_config('hnsw.ef_search', %s, true)", (str(int(breadth)),)
+                    "SELECT set_config('hnsw.ef_search', %s, false)", (str(int(breadth)),)
                 )
-                # binary results: templates arrive as float32 bytes, not text to parse
                 cur = self.conn.cursor(binary=True)
                 cur.execute(query, values)
                 rows = cur.fetchall()
@@ -1416,9 +1419,9 @@ class PostgresGallery:
         hits = [r for r in rows if r[0] is not None]
         owners_rows = [r for r in rows if r[0] is None]
         names = {int(r[2]): str(r[4]) for r in owners_rows}
-        templates = {
-            int(r[2]): unit_template(_array(r[5])) for r in owners_rows if r[5] is not None
-        }
+        sums = [r for r in owners_rows if r[5] is not None]
+        units = unit_template(np.stack([_array(r[5]) for r in sums])) if sums else ()
+        templates = {int(r[2]): unit for r, unit in zip(sums, units)}
         labels = np.full((len(queries), k_faces), -1, np.int64)
         dists = np.full((len(queries), k_faces), np.inf, np.float32)
         pools = (

@@ -63,12 +63,17 @@ def score_people(
         per_query.append(people)
     out: list[list[Candidate]] = []
     for query, people in zip(np.asarray(queries, np.float32), per_query):
-        cands = []
-        for pid, (name, label, face_dist) in people.items():
-            if pid not in templates:  # removed by a writer since the index was read
-                continue
-            d = float(person_distance(face_dist, 1.0 - np.dot(query, templates[pid])))
-            cands.append(Candidate(name, pid, label, 1.0 - d, d))
+        # people whose template is missing were removed by a writer since the index was read
+        found = [(pid, hit) for pid, hit in people.items() if pid in templates]
+        if not found:
+            out.append([])
+            continue
+        to_template = 1.0 - np.stack([templates[pid] for pid, _ in found]) @ query
+        dist = person_distance(np.array([hit[2] for _, hit in found]), to_template)
+        cands = [
+            Candidate(name, pid, label, 1.0 - float(d), float(d))
+            for (pid, (name, label, _)), d in zip(found, dist)
+        ]
         cands.sort(key=lambda c: c.distance)
         out.append(cands[:k_people])
     return out

@@ -657,6 +657,27 @@ def test_migrate_carries_unassigned_faces_and_thumbnails(tmp_path, pg_url):
         migrate(src, pg_url, MODEL, DIM)
 
 
+def test_each_search_sets_its_breadth_whatever_the_connection_did_before(pg_url):
+    """pgvector returns at most ``hnsw.ef_search`` faces (40 by default): each search sets it
+    with its statement, so no earlier RESET or rolled-back SET on the connection narrows it."""
+    recs = [face(f"p{p}", p) for p in range(120)]
+    with open_gallery(pg_url, MODEL, DIM, writable=True) as g:
+        g.add(recs)
+    with open_gallery(pg_url, MODEL, DIM) as g:
+        for plan in ("seqscan", "bitmapscan", "sort"):  # the HNSW index, even for so few faces
+            g.conn.execute(f"SET enable_{plan} = off")
+        query = recs[0].embedding[None]
+        assert len(g.search(query, k_people=100)[0]) == 100
+        g.conn.execute("RESET hnsw.ef_search")
+        assert len(g.search(query, k_people=100)[0]) == 100
+        with pytest.raises(RuntimeError), g.conn.transaction():
+            g.conn.execute("SET hnsw.ef_search = 10")
+            raise RuntimeError("roll back")
+        assert len(g.search(query, k_people=100)[0]) == 100
+        g.conn.execute("SET hnsw.ef_search = 10")
+        assert len(g.search(query, k_people=100)[0]) == 100
+
+
 # -- the index on the model's subspace coordinates -------------------------------------------------
 
 K = 8  # the synthetic model's embeddings lie in an 8-d subspace of the 32 dimensions
