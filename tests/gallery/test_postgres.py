@@ -698,6 +698,11 @@ def open_projected(url, writable=False):
     return open_gallery(url, MODEL, DIM, writable=writable, subspace=lambda: BASIS)
 
 
+def as_numpy(value):
+    """A vector as pgvector-python gives it: a ``Vector`` (0.3 and later) or an array."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
+
+
 def assert_coords_follow_embeddings(url):
     """Every stored face has its coordinates in BASIS, but those outside its subspace."""
     import psycopg
@@ -708,10 +713,10 @@ def assert_coords_follow_embeddings(url):
         rows = conn.execute("SELECT id, embedding, coords FROM faces").fetchall()
     assert rows
     for fid, embedding, coords in rows:
-        e = np.asarray(embedding.to_numpy(), np.float32)
+        e = as_numpy(embedding)
         if np.linalg.norm(e @ BASIS) ** 2 >= 0.999 * np.linalg.norm(e) ** 2:
             assert coords is not None, fid
-            assert np.allclose(coords.to_numpy(), e @ BASIS, atol=1e-5), fid
+            assert np.allclose(as_numpy(coords), e @ BASIS, atol=1e-5), fid
         else:
             assert coords is None, fid
 
