@@ -306,7 +306,7 @@ def table_enroll(device: torch.device, args: argparse.Namespace) -> list[dict]:
             for step in ("enroll", "scan"):
                 with FaceSearch(Path(tmp) / step, **models) as fs:
                     t0 = time.perf_counter()
-                    report = fs.enroll(people) if step == "enroll" else fs.scan(people)
+                    (fs.enroll if step == "enroll" else fs.scan)(people)
                     s = time.perf_counter() - t0
                     rows.append(
                         {
@@ -322,7 +322,6 @@ def table_enroll(device: torch.device, args: argparse.Namespace) -> list[dict]:
                             fs.identify(p)
                         per = (time.perf_counter() - t0) / min(50, len(photos))
                         rows.append({"step": "facesearch identify", "ms": 1000 * per})
-                    del report
     print(f"\n{len(photos)} lfw_dev photos ({naive_faces} faces found by the naive loop)")
     print(f"{'step':<24} {'photos/s':>9} {'vs naive':>9} {'ms/photo':>9}")
     for r in rows:

@@ -339,11 +339,9 @@ class FaceIndex:
         if len(labels):
             keys, unit = np.asarray(labels, dtype=np.int64), _unit(vectors)
             graph = self._graph_vectors(unit)
-            if self.basis is not None:
-                residual = 1.0 - np.einsum("ij,ij->i", graph, graph)
-                if float(residual.max()) > MAX_RESIDUAL:
-                    self._stop_projecting()
-                    graph = unit
+            if self.basis is not None and outside_subspace(unit, graph).any():
+                self._stop_projecting()
+                graph = unit
             if self.exact is not None:
                 self.exact.add(keys, unit)
             self._index.add(keys.astype(np.uint64), graph)
@@ -501,6 +499,14 @@ def basis_from_text(text: str, dim: int) -> np.ndarray:
     if rows != dim or not 0 < cols < dim or b.size != rows * cols:
         raise ValueError(f"subspace basis of shape {doc['shape']} for {dim}-d vectors")
     return b.reshape(rows, cols).copy()
+
+
+def outside_subspace(vectors: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Which ``vectors`` (rows) lose more than ``MAX_RESIDUAL`` of their squared length to
+    their ``coords`` in an orthonormal basis: those do not lie in the basis's subspace."""
+    lengths = np.einsum("ij,ij->i", vectors, vectors)
+    kept = np.einsum("ij,ij->i", coords, coords)
+    return np.asarray(lengths - kept > MAX_RESIDUAL * np.maximum(lengths, 1e-12))
 
 
 def recorded_basis(text: str | None, dim: int) -> np.ndarray | None:

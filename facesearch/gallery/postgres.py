@@ -78,11 +78,11 @@ from ..types import (
     StoredPhoto,
 )
 from .index import (
-    MAX_RESIDUAL,
     SUBSPACE_KEY,
     IndexParams,
     auto_ef,
     basis_to_text,
+    outside_subspace,
     recorded_basis,
 )
 from .scoring import candidate_faces, refine_candidates, score_people, unit_template
@@ -558,15 +558,13 @@ class PostgresGallery:
 
     def _coords(self, embeddings: Sequence[np.ndarray]) -> list[np.ndarray | None]:
         """Each embedding's coordinates in the gallery's basis; None without a basis, or for
-        one that is not in its subspace (``MAX_RESIDUAL``: it is then searched exactly)."""
+        one that is not in its subspace (``index.outside_subspace``: it is then searched exactly)."""
         if self.basis is None or not len(embeddings):
             return [None] * len(embeddings)
         vectors = np.asarray(np.stack(embeddings), np.float32)
         coords = vectors @ self.basis
-        lengths = np.einsum("ij,ij->i", vectors, vectors)
-        kept = np.einsum("ij,ij->i", coords, coords)
-        inside = lengths - kept <= MAX_RESIDUAL * np.maximum(lengths, 1e-12)
-        return [c if ok else None for c, ok in zip(coords, inside)]
+        outside = outside_subspace(vectors, coords)
+        return [None if out else c for c, out in zip(coords, outside)]
 
     def _check_model(self) -> None:
         stored_model, stored_dim = self._get_meta("model_id"), self._get_meta("embedding_dim")
